@@ -1,0 +1,232 @@
+"""Station configuration (TOML): which driver and VISA address plays each role,
+with its connection options and safety limits.
+
+Validation is strict: unknown keys, missing roles, malformed addresses and
+limits that contradict each other are reported as one line naming the file,
+the key and the fix.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pyvisa import rname
+
+from labctl.errors import ConfigError
+
+ROLES = ("current_source", "voltmeter", "temperature", "gaussmeter", "stage")
+DRIVERS_BY_ROLE = {
+    "current_source": ("genesys", "keithley6221"),
+    "voltmeter": ("keithley2182",),
+    "temperature": ("lakeshore336",),
+    "gaussmeter": ("lakeshore425",),
+    "stage": ("esp300",),
+}
+STATIONS_DIR = Path(__file__).parent / "stations"
+DEFAULT_STATION = STATIONS_DIR / "sim.toml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CurrentLimits(Strict):
+    max_current: float = Field(gt=0, description="A, largest |I| a run may request")
+    max_ramp_rate: float = Field(gt=0, description="A/s, normal ramp rate ceiling")
+    emergency_ramp_rate: float | None = Field(default=None, gt=0, description="A/s, quench/interlock ramp-down")
+    ramp_step: float = Field(default=1.0, gt=0, description="A, largest single current step while ramping")
+    compliance_voltage: float = Field(default=5.0, gt=0, description="V, supply voltage limit")
+
+    @model_validator(mode="after")
+    def _emergency_faster(self):
+        if self.emergency_ramp_rate is not None and self.emergency_ramp_rate < self.max_ramp_rate:
+            raise ValueError("emergency_ramp_rate must be >= max_ramp_rate (it is the fast ramp-down)")
+        return self
+
+
+class TemperatureLimits(Strict):
+    min_temperature: float = Field(ge=0, description="K")
+    max_temperature: float = Field(gt=0, description="K")
+    max_ramp_rate: float = Field(default=10.0, gt=0, description="K/min")
+
+    @model_validator(mode="after")
+    def _window(self):
+        if self.min_temperature >= self.max_temperature:
+            raise ValueError("min_temperature must be below max_temperature")
+        return self
+
+
+class StageLimits(Strict):
+    min_position: float = Field(description="mm, stage coordinate")
+    max_position: float = Field(description="mm, stage coordinate")
+    max_velocity: float = Field(default=2.0, gt=0, description="mm/s")
+
+    @model_validator(mode="after")
+    def _travel(self):
+        if self.min_position >= self.max_position:
+            raise ValueError("min_position must be below max_position")
+        return self
+
+
+class FieldLimits(Strict):
+    max_field: float = Field(default=3.5, gt=0, description="T, gaussmeter full scale")
+
+
+class VoltageLimits(Strict):
+    quench_voltage: float = Field(default=1e-3, gt=0, description="V across the taps that means a quench")
+
+
+class RoleConfig(Strict):
+    driver: str
+    address: str
+    read_termination: str | None = None
+    write_termination: str | None = None
+    timeout: int = Field(default=3000, gt=0, description="ms")
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            rname.parse_resource_name(value)
+        except rname.InvalidResourceName:
+            raise ValueError(
+                f"{value!r} is not a VISA resource name (e.g. GPIB0::12::INSTR, "
+                "TCPIP0::192.168.1.20::5025::SOCKET, ASRL/dev/ttyUSB0::INSTR)") from None
+        return value
+
+
+class CurrentSourceConfig(RoleConfig):
+    limits: CurrentLimits
+
+
+class VoltmeterConfig(RoleConfig):
+    limits: VoltageLimits = VoltageLimits()
+    nplc: float = Field(default=5.0, ge=0.01, le=60, description="integration time in power-line cycles")
+
+
+class TemperatureConfig(RoleConfig):
+    limits: TemperatureLimits
+    loop: Literal[1, 2] = 1
+    control_input: Literal["A", "B", "C", "D"] = "A"
+    sample_input: Literal["A", "B", "C", "D"] = "B"
+    heater_range: Literal["off", "low", "medium", "high"] = "high"
+
+
+class GaussmeterConfig(RoleConfig):
+    limits: FieldLimits = FieldLimits()
+
+
+class StageConfig(RoleConfig):
+    limits: StageLimits
+    radius_offset: float = Field(default=0.0, description="mm; r = sign * (position - offset)")
+    radius_sign: Literal[1, -1] = 1
+    axis: Literal[1, 2, 3] = 1
+    velocity: float = Field(default=1.0, gt=0, description="mm/s")
+
+
+class SimConfig(Strict):
+    sample: str = "Pb"
+    field_model: str | None = None
+    temperature: float | None = Field(default=None, gt=0)
+    speedup: float | Literal["max"] = "max"
+    seed: int = 0
+
+    @field_validator("sample")
+    @classmethod
+    def _sample(cls, value: str) -> str:
+        from labctl.materials import PRESETS
+
+        if value.lower() not in {k.lower() for k in PRESETS}:
+            raise ValueError(f"unknown sample preset {value!r}; choose one of {', '.join(PRESETS)}")
+        return value
+
+    @field_validator("field_model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        from labctl.physics import FIELD_MODELS
+
+        if value is not None and value not in FIELD_MODELS:
+            raise ValueError(f"unknown field model {value!r}; choose one of {', '.join(FIELD_MODELS)}")
+        return value
+
+
+class StationMeta(Strict):
+    name: str = "station"
+    backend: str = Field(default="", description="'sim' (in-process virtual lab), '@py' (pyvisa-py) or '' (system VISA)")
+    data_dir: str = "data/runs"
+    speedup: float | None = Field(default=None, gt=0, description="clock speed-up when talking to `labctl sim serve`")
+
+
+class StationConfig(Strict):
+    station: StationMeta = StationMeta()
+    sim: SimConfig | None = None
+    current_source: CurrentSourceConfig
+    voltmeter: VoltmeterConfig
+    temperature: TemperatureConfig
+    gaussmeter: GaussmeterConfig
+    stage: StageConfig
+    source_path: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        for role in ROLES:
+            drv = getattr(self, role).driver
+            if drv not in DRIVERS_BY_ROLE[role]:
+                raise ValueError(f"[{role}] driver {drv!r} cannot play this role; use one of "
+                                 f"{', '.join(DRIVERS_BY_ROLE[role])}")
+        cs = self.current_source
+        if cs.driver == "keithley6221" and cs.limits.max_current > 0.105:
+            raise ValueError("[current_source.limits] max_current exceeds the Keithley 6221's 0.105 A; "
+                             "lower it or use the genesys driver")
+        if cs.driver == "genesys" and cs.limits.max_current > 600:
+            raise ValueError("[current_source.limits] max_current exceeds the GEN8-600's 600 A")
+        if self.station.backend == "sim" and self.sim is None:
+            object.__setattr__(self, "sim", SimConfig())
+        return self
+
+    @property
+    def is_sim(self) -> bool:
+        return self.station.backend == "sim"
+
+
+def _describe(err: dict) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        section = ".".join(str(p) for p in err["loc"][:-1]) or "top level"
+        return f"unknown key '{loc}' (not allowed in [{section}]; check the spelling or remove it)"
+    if kind == "missing":
+        if len(err["loc"]) == 1 and err["loc"][0] in ROLES:
+            return f"missing role [{loc}] (every station needs {', '.join(ROLES)})"
+        return f"missing key '{loc}' (add it)"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"'{loc}': {msg}" if loc else msg
+
+
+def load_station(path: str | Path | None = None) -> StationConfig:
+    """Read and validate a station file; raise ConfigError with a one-line message."""
+    path = Path(path) if path else DEFAULT_STATION
+    if not path.exists():
+        builtin = STATIONS_DIR / path.name
+        if builtin.exists() and path.parent == Path("."):
+            path = builtin
+        else:
+            raise ConfigError(f"station file {path} not found (built-in stations: "
+                              f"{', '.join(p.name for p in STATIONS_DIR.glob('*.toml'))})")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (station files are UTF-8 TOML)") from None
+    data["source_path"] = str(path)
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as e:
+        # a misspelt key shows up as 'unknown' and 'missing': name the misspelling
+        first = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")[0]
+        more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise ConfigError(f"{path}: {_describe(first)}{more}") from None

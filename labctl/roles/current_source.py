@@ -1,0 +1,243 @@
+"""current_source role: set/ramp current, read it back, output on/off, safe shutdown.
+
+Every request is checked against the station limits *before* anything is sent.
+Ramps are stepped on the station clock, never faster than the configured rate.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from labctl.errors import InstrumentError, LimitError
+from labctl.roles.base import Role, log
+
+
+class CurrentSource(Role):
+    role = "current_source"
+    bipolar = False
+    resolution = 0.01  # A, smallest programmable step
+
+    def __init__(self, config, instrument, clock, name=None):
+        super().__init__(config, instrument, clock, name)
+        self.limits = config.limits
+        self._setpoint = 0.0
+
+    # ----------------------------------------------------- driver specifics
+    def _write_current(self, amps: float) -> None:
+        raise NotImplementedError
+
+    def _read_current(self) -> float:
+        raise NotImplementedError
+
+    def _write_output(self, on: bool) -> None:
+        raise NotImplementedError
+
+    def _read_output(self) -> bool:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ checking
+    def check(self, amps: float, rate: float | None = None) -> None:
+        """Raise LimitError if |amps| or rate exceed the station limits."""
+        lim = self.limits
+        if not math.isfinite(amps) or abs(amps) > lim.max_current:
+            raise LimitError(f"{self.name}: {amps:g} A exceeds the station limit max_current = "
+                             f"{lim.max_current:g} A (current_source.limits)")
+        if amps < 0 and not self.bipolar:
+            raise LimitError(f"{self.name}: {amps:g} A is negative but the {self.config.driver} is unipolar")
+        if rate is not None and (not math.isfinite(rate) or rate <= 0 or rate > self.max_rate(emergency=True)):
+            raise LimitError(f"{self.name}: ramp rate {rate:g} A/s is outside (0, {self.max_rate(True):g}] A/s "
+                             "(current_source.limits)")
+
+    def max_rate(self, emergency: bool = False) -> float:
+        lim = self.limits
+        return (lim.emergency_ramp_rate or lim.max_ramp_rate) if emergency else lim.max_ramp_rate
+
+    # ------------------------------------------------------------- control
+    @property
+    def setpoint(self) -> float:
+        return self._setpoint
+
+    @property
+    def current(self) -> float:
+        """Measured output current (A)."""
+        with self.io("read current"):
+            return float(self._read_current())
+
+    @property
+    def output_enabled(self) -> bool:
+        with self.io("read output state"):
+            return bool(self._read_output())
+
+    def output_on(self) -> None:
+        with self.io("output on"):
+            self._write_output(True)
+
+    def output_off(self) -> None:
+        with self.io("output off"):
+            self._write_output(False)
+
+    def set_current(self, amps: float) -> None:
+        """Program ``amps`` at once (a single step; use ramp_to for large changes)."""
+        self.check(amps)
+        if abs(amps - self._setpoint) > self.limits.ramp_step + 1e-12:
+            raise LimitError(f"{self.name}: a jump of {abs(amps - self._setpoint):g} A exceeds ramp_step = "
+                             f"{self.limits.ramp_step:g} A; use ramp_to")
+        with self.io(f"set current {amps:g} A"):
+            self._write_current(amps)
+        self._setpoint = amps
+
+    def ramp_to(self, amps: float, rate: float | None = None,
+                should_stop: Callable[[], bool] | None = None, emergency: bool = False) -> None:
+        """Ramp from the present setpoint to ``amps`` at ``rate`` A/s (default: the limit).
+
+        Turns the output on first if needed.  ``should_stop`` is polled between
+        steps; when it returns True the ramp stops where it is.
+        """
+        rate = rate if rate is not None else self.max_rate(emergency)
+        self.check(amps, rate)
+        if not emergency and rate > self.limits.max_ramp_rate:
+            raise LimitError(f"{self.name}: ramp rate {rate:g} A/s exceeds max_ramp_rate = "
+                             f"{self.limits.max_ramp_rate:g} A/s (current_source.limits)")
+        if amps != 0 and not self.output_enabled:
+            with self.io("set current 0 A"):
+                self._write_current(0.0)
+            self._setpoint = 0.0
+            self.output_on()
+        start = self._setpoint
+        span = amps - start
+        if span == 0:
+            return
+        step = min(self.limits.ramp_step, rate * 0.5)  # at least two steps a second
+        n = max(1, int(math.ceil(abs(span) / step)))
+        dt = abs(span) / n / rate
+        for k in range(1, n + 1):
+            if should_stop is not None and should_stop():
+                return
+            value = start + span * k / n
+            value = round(value / self.resolution) * self.resolution if k < n else amps
+            with self.io(f"set current {value:g} A"):
+                self._write_current(value)
+            self._setpoint = value
+            self.clock.sleep(dt)
+
+    def safe_shutdown(self, emergency: bool = False) -> list[str]:
+        """Ramp to zero at the configured rate and turn the output off.
+
+        If the ramp fails (lost link), try a direct zero and output off, and
+        say loudly if even that failed.
+        """
+        done = []
+        try:
+            if abs(self._setpoint) > 0:
+                self.ramp_to(0.0, emergency=emergency)
+                done.append(f"{self.name}: ramped to 0 A at {self.max_rate(emergency):g} A/s")
+            self.output_off()
+            done.append(f"{self.name}: output off")
+        except Exception as first:
+            log.error("%s: ramp-down failed (%s); trying a direct zero", self.name, first)
+            try:
+                self._reconnect()
+                with self.io("emergency set current 0 A"):
+                    self._write_current(0.0)
+                self._setpoint = 0.0
+                self.output_off()
+                done.append(f"{self.name}: ramp failed, current set to 0 A directly and output off")
+            except Exception as second:
+                msg = (f"DANGER: {self.name} at {self.address} did not answer during shutdown ({second}); "
+                       "current may still be flowing. Turn the supply off by hand.")
+                log.critical(msg)
+                raise InstrumentError(msg, role=self.name, address=self.address,
+                                      last_command=self.last_command) from second
+        return done
+
+    def _reconnect(self) -> None:
+        adapter = getattr(self.instrument, "adapter", None)
+        conn = getattr(adapter, "connection", None)
+        if conn is not None:
+            try:
+                conn.clear()
+            except Exception:
+                pass
+
+    def state(self) -> dict:
+        return {"current_A": self.current, "output": self.output_enabled, "setpoint_A": self._setpoint}
+
+
+class GenesysSource(CurrentSource):
+    """TDK-Lambda Genesys: unipolar, constant-current mode under a voltage ceiling."""
+
+    bipolar = False
+    resolution = 0.01
+
+    def setup(self) -> None:
+        with self.io("setup (PV, PC 0)"):
+            self.instrument.current_setpoint = 0.0
+            self.instrument.voltage_setpoint = min(self.limits.compliance_voltage, 8.0)
+        self._setpoint = 0.0
+
+    def identity(self) -> str:
+        with self.io("IDN?"):
+            return ",".join(str(x) for x in self.instrument.id)
+
+    def _write_current(self, amps):
+        self.instrument.current_setpoint = round(amps, 2)
+
+    def _read_current(self):
+        return self.instrument.current
+
+    def _write_output(self, on):
+        self.instrument.output_enabled = on
+
+    def _read_output(self):
+        return self.instrument.output_enabled
+
+    def state(self) -> dict:
+        st = super().state()
+        with self.io("MODE?"):
+            st["mode"] = str(self.instrument.mode)
+        return st
+
+
+class Keithley6221Source(CurrentSource):
+    """Keithley 6221: bipolar, +-105 mA, with delta mode on a 2182A."""
+
+    bipolar = True
+    resolution = 1e-9
+
+    def setup(self) -> None:
+        with self.io("setup (compliance, 0 A)"):
+            self.instrument.source_compliance = self.limits.compliance_voltage
+            self.instrument.source_current = 0.0
+        self._setpoint = 0.0
+
+    def _write_current(self, amps):
+        self.instrument.source_current = amps
+
+    def _read_current(self):
+        return self.instrument.source_current  # the 6221 reports its programmed level
+
+    def _write_output(self, on):
+        if on:
+            self.instrument.enable_source()
+        else:
+            self.instrument.disable_source()
+
+    def _read_output(self):
+        return self.instrument.source_enabled
+
+    def delta_voltage(self, amps: float, count: int = 10) -> float:
+        """Mean delta-mode voltage (V) at +-amps, thermal EMFs cancelled by the 6221/2182A."""
+        self.check(amps)
+        self.check(-amps)
+        inst = self.instrument
+        with self.io(f"delta mode at {amps:g} A"):
+            inst.delta_high_source = abs(amps)
+            inst.delta_low_source = -abs(amps)
+            inst.delta_cycles = count
+            inst.delta_measurement_sets = 1
+            inst.delta_buffer_points = count
+            inst.delta_arm()
+            inst.delta_start()
+            values = inst.values(":TRAC:DATA?")
+        readings = values[0::2]
+        return float(sum(readings) / len(readings))

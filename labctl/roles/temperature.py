@@ -1,0 +1,121 @@
+"""temperature role: Lake Shore 336 loop 1 setpoint/ramp, readings, wait until stable."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from labctl.errors import InstrumentError, LimitError
+from labctl.roles.base import Role
+
+HEATER_RANGES = ("off", "low", "medium", "high")
+
+
+class TemperatureController(Role):
+    role = "temperature"
+
+    def __init__(self, config, instrument, clock, name=None):
+        super().__init__(config, instrument, clock, name)
+        self.limits = config.limits
+        self.loop = int(config.loop)
+        self.control_input = config.control_input
+        self.sample_input = config.sample_input
+
+    @property
+    def _out(self):
+        return getattr(self.instrument, f"output_{self.loop}")
+
+    def _in(self, sensor: str):
+        return getattr(self.instrument, f"input_{sensor}")
+
+    def setup(self) -> None:
+        inp = "ABCD".index(self.control_input) + 1
+        with self.io(f"OUTMODE {self.loop},1,{inp},0 / RANGE"):
+            self._out.output_mode = (1, inp, 0)
+            self._out.range = self.config.heater_range
+
+    def check(self, kelvin: float, rate: float | None = None) -> None:
+        lim = self.limits
+        if not math.isfinite(kelvin) or not lim.min_temperature <= kelvin <= lim.max_temperature:
+            raise LimitError(f"{self.name}: setpoint {kelvin:g} K is outside the allowed window "
+                             f"[{lim.min_temperature:g}, {lim.max_temperature:g}] K (temperature.limits)")
+        if rate is not None and not 0 < rate <= lim.max_ramp_rate:
+            raise LimitError(f"{self.name}: ramp {rate:g} K/min exceeds max_ramp_rate = "
+                             f"{lim.max_ramp_rate:g} K/min (temperature.limits)")
+
+    def read(self, sensor: str | None = None) -> float:
+        """Temperature (K) of a sensor (default: the sample sensor); a sensor fault raises."""
+        sensor = sensor or self.sample_input
+        with self.io(f"KRDG? {sensor}"):
+            t = float(self._in(sensor).kelvin)
+        if t <= 0 or not math.isfinite(t):
+            with self.io(f"RDGST? {sensor}"):
+                status = int(self._in(sensor).reading_status)
+            raise InstrumentError(f"{self.name} at {self.address}: sensor {sensor} fault "
+                                  f"(KRDG? gave {t:g} K, RDGST? = {status})",
+                                  role=self.name, address=self.address, last_command=f"KRDG? {sensor}")
+        return t
+
+    @property
+    def temperature(self) -> float:
+        return self.read()
+
+    @property
+    def setpoint(self) -> float:
+        with self.io("SETP?"):
+            return float(self._out.setpoint)
+
+    def set_setpoint(self, kelvin: float, ramp_rate: float | None = None) -> None:
+        """Program the loop setpoint, ramping at ``ramp_rate`` K/min if given."""
+        self.check(kelvin, ramp_rate)
+        with self.io(f"RAMP/SETP {kelvin:g} K"):
+            if ramp_rate:
+                self._out.ramp = (True, ramp_rate)
+            else:
+                self._out.ramp = (False, 0)
+            self._out.setpoint = kelvin
+
+    def ramping(self) -> bool:
+        with self.io("RAMPST?"):
+            return bool(self._out.ramp_active)
+
+    def heater_off(self) -> None:
+        with self.io("RANGE off"):
+            self._out.range = "off"
+
+    def wait_stable(self, target: float | None = None, tolerance: float = 0.05, dwell: float = 60.0,
+                    timeout: float = 3600.0, interval: float = 2.0,
+                    should_stop: Callable[[], bool] | None = None,
+                    on_reading: Callable[[float], None] | None = None) -> float:
+        """Block until the sample reads within ``tolerance`` K of ``target`` for ``dwell`` s.
+
+        Time is the station clock's.  Returns the last reading; raises
+        InstrumentError after ``timeout`` s.
+        """
+        target = self.setpoint if target is None else target
+        start = self.clock.now()
+        stable_since = None
+        while True:
+            t = self.read()
+            if on_reading:
+                on_reading(t)
+            now = self.clock.now()
+            if abs(t - target) <= tolerance:
+                stable_since = now if stable_since is None else stable_since
+                if now - stable_since >= dwell:
+                    return t
+            else:
+                stable_since = None
+            if should_stop is not None and should_stop():
+                return t
+            if now - start > timeout:
+                raise InstrumentError(f"{self.name}: sample did not settle at {target:g} K +- {tolerance:g} K "
+                                      f"within {timeout:g} s (last {t:.4f} K)", role=self.name,
+                                      address=self.address, last_command="KRDG?")
+            self.clock.sleep(interval)
+
+    def state(self) -> dict:
+        st = {f"T_{self.sample_input}_K": self.read(self.sample_input)}
+        with self.io("SETP?/HTR?/RANGE?"):
+            st.update(setpoint_K=float(self._out.setpoint), heater_percent=float(self._out.output),
+                      heater_range=self._out.range)
+        return st

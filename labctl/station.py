@@ -1,0 +1,194 @@
+"""The station: drivers for each role, built from a station file, plus the clock.
+
+Sim versus real is only the station's ``backend``: "sim" builds the virtual lab
+in-process and hands its VISA library to the same stock drivers that talk to
+real hardware.  Using a station as a context manager guarantees the safe
+shutdown (current ramped to zero, output off) on every exit path.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from labctl.clock import Clock, WallClock, make_clock
+from labctl.config import ROLES, StationConfig, load_station
+from labctl.errors import InstrumentError
+from labctl.roles import ROLE_CLASSES, CurrentSource, Gaussmeter, Stage, TemperatureController, Voltmeter
+
+log = logging.getLogger("labctl.station")
+
+
+class Station:
+    """Connected roles over one station configuration."""
+
+    def __init__(self, config: StationConfig, lab=None):
+        self.config = config
+        self.lab = lab
+        if config.is_sim and self.lab is None:
+            from sim_instruments.lab import VirtualLab
+
+            sim = config.sim
+            self.lab = VirtualLab(sample=sim.sample, field_model=sim.field_model, temperature=sim.temperature,
+                                  speedup=sim.speedup, seed=sim.seed)
+        self.clock: Clock = self.lab.clock if self.lab is not None else (
+            make_clock(config.station.speedup) if config.station.speedup else WallClock())
+        self.roles: dict[str, object] = {}
+        self.errors: dict[str, InstrumentError] = {}
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None, **overrides) -> "Station":
+        config = load_station(path)
+        if overrides and config.is_sim:
+            sim = config.sim.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+            config = config.model_copy(update={"sim": sim})
+        return cls(config)
+
+    @property
+    def is_sim(self) -> bool:
+        return self.lab is not None
+
+    # ------------------------------------------------------------ building
+    def _visa_library(self):
+        return self.lab.visa_library if self.config.is_sim else self.config.station.backend
+
+    def connect_role(self, role: str, setup: bool = True):
+        """Open one role's driver; raise InstrumentError with the diagnostics on failure."""
+        from drivers import DRIVERS
+
+        rc = getattr(self.config, role)
+        kwargs = {"timeout": rc.timeout}
+        if rc.read_termination is not None:
+            kwargs["read_termination"] = rc.read_termination
+        if rc.write_termination is not None:
+            kwargs["write_termination"] = rc.write_termination
+        kwargs.update(rc.options)
+        role_cls = ROLE_CLASSES[rc.driver]
+        try:
+            instrument = DRIVERS[rc.driver](rc.address, visa_library=self._visa_library(), **kwargs)
+        except Exception as e:
+            sent = "ADR" if rc.driver == "genesys" else "(open)"
+            raise InstrumentError(
+                f"{role}: cannot open {rc.address} with driver {rc.driver} "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}); sent {sent}; "
+                f"terminations read={rc.read_termination!r} write={rc.write_termination!r}, timeout {rc.timeout} ms",
+                role=role, address=rc.address, last_command=sent) from e
+        obj = role_cls(rc, instrument, self.clock, name=role)
+        if setup:
+            obj.setup()
+        self.roles[role] = obj
+        return obj
+
+    def connect(self, setup: bool = True, tolerant: bool = False) -> "Station":
+        """Connect every role.  ``tolerant`` records failures in ``errors`` instead of raising."""
+        for role in ROLES:
+            try:
+                self.connect_role(role, setup=setup)
+            except InstrumentError as e:
+                if not tolerant:
+                    self.close()
+                    raise
+                self.errors[role] = e
+        return self
+
+    # --------------------------------------------------------------- roles
+    @property
+    def current_source(self) -> CurrentSource:
+        return self.roles["current_source"]
+
+    @property
+    def voltmeter(self) -> Voltmeter:
+        return self.roles["voltmeter"]
+
+    @property
+    def temperature(self) -> TemperatureController:
+        return self.roles["temperature"]
+
+    @property
+    def gaussmeter(self) -> Gaussmeter:
+        return self.roles["gaussmeter"]
+
+    @property
+    def stage(self) -> Stage:
+        return self.roles["stage"]
+
+    # ------------------------------------------------------------ snapshot
+    def snapshot(self) -> dict:
+        """Configuration plus each instrument's identity and state (QCoDeS-style)."""
+        snap = {"config": self.config.model_dump(mode="json"), "sim": None, "instruments": {}}
+        if self.lab is not None:
+            snap["sim"] = self.lab.world.describe()
+        for name, role in self.roles.items():
+            entry = {"driver": role.config.driver, "address": role.address}
+            try:
+                entry["identity"] = role.identity()
+                entry["state"] = role.state()
+            except InstrumentError as e:
+                entry["error"] = str(e)
+            snap["instruments"][name] = entry
+        return snap
+
+    # ------------------------------------------------------------ shutdown
+    def safe_shutdown(self, reason: str = "end of run", emergency: bool = False) -> list[str]:
+        """Current to zero and output off first, then stop the stage.  Returns the actions."""
+        actions = []
+        cs = self.roles.get("current_source")
+        if cs is not None:
+            actions += cs.safe_shutdown(emergency=emergency)
+        stage = self.roles.get("stage")
+        if stage is not None:
+            try:
+                actions += stage.safe_shutdown()
+            except InstrumentError as e:
+                actions.append(f"stage: could not stop ({e})")
+        for a in actions:
+            log.info("safe shutdown (%s): %s", reason, a)
+        return actions
+
+    def close(self) -> None:
+        for role in self.roles.values():
+            try:
+                role.instrument.adapter.close()
+            except Exception:
+                pass
+        self.roles.clear()
+
+    @contextmanager
+    def session(self, reason: str = "end of run"):
+        """Connected station whose exit (normal, exception, Ctrl-C, SIGTERM) is always safe."""
+        if not self.roles:
+            self.connect()
+        with _sigterm_as_interrupt():
+            try:
+                yield self
+            finally:
+                try:
+                    self.safe_shutdown(reason)
+                finally:
+                    self.close()
+
+    def __enter__(self) -> "Station":
+        self._cm = self.session()
+        return self._cm.__enter__()
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt in the main thread so `finally` runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
