@@ -1,0 +1,1 @@
+"""Measurement procedures (pymeasure Procedure subclasses); they use station roles only."""
