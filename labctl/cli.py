@@ -142,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     for module in ("labctl.cli_run", "labctl.cli_analysis"):
         try:
             mod = __import__(module, fromlist=["register"])
-        except ImportError:
+        except ModuleNotFoundError as e:
+            if e.name != module:  # a real import error inside the module must show
+                raise
             continue
         mod.register(sub)
     return parser

@@ -153,6 +153,23 @@ class SimConfig(Strict):
         return value
 
 
+class SampleConfig(Strict):
+    """What is mounted: the expectations a physicist brings (the measurement decides)."""
+
+    name: str = "sample"
+    expected_tc: float = Field(gt=0, description="K, literature Tc: centres the R(T) sweep")
+    working_temperature: float = Field(gt=0, description="K, for V-I and the field measurements")
+    radius: float = Field(default=0.010, gt=0, description="m, cylinder radius R")
+    tap_spacing: float = Field(default=0.010, gt=0, description="m, voltage-tap spacing")
+    hole_radii: list[float] = Field(default=[5.0, 7.07, 10.0], min_length=1, description="mm, probe radii")
+
+    @model_validator(mode="after")
+    def _below_tc(self):
+        if self.working_temperature >= self.expected_tc:
+            raise ValueError("working_temperature must be below expected_tc")
+        return self
+
+
 class StationMeta(Strict):
     name: str = "station"
     backend: str = Field(default="", description="'sim' (in-process virtual lab), '@py' (pyvisa-py) or '' (system VISA)")
@@ -163,6 +180,7 @@ class StationMeta(Strict):
 class StationConfig(Strict):
     station: StationMeta = StationMeta()
     sim: SimConfig | None = None
+    sample: SampleConfig | None = None
     current_source: CurrentSourceConfig
     voltmeter: VoltmeterConfig
     temperature: TemperatureConfig
@@ -185,6 +203,12 @@ class StationConfig(Strict):
             raise ValueError("[current_source.limits] max_current exceeds the GEN8-600's 600 A")
         if self.station.backend == "sim" and self.sim is None:
             object.__setattr__(self, "sim", SimConfig())
+        if self.sample is None and self.sim is not None:  # the virtual lab's preset, literature values
+            from labctl.materials import preset
+
+            m = preset(self.sim.sample)
+            object.__setattr__(self, "sample", SampleConfig(name=m.name, expected_tc=m.tc,
+                                                            working_temperature=m.working_temperature))
         return self
 
     @property
@@ -206,8 +230,11 @@ def _describe(err: dict) -> str:
     return f"'{loc}': {msg}" if loc else msg
 
 
-def load_station(path: str | Path | None = None) -> StationConfig:
-    """Read and validate a station file; raise ConfigError with a one-line message."""
+def load_station(path: str | Path | None = None, sim_overrides: dict | None = None) -> StationConfig:
+    """Read and validate a station file; raise ConfigError with a one-line message.
+
+    ``sim_overrides`` (sample, field_model, seed, ...) replace keys of [sim].
+    """
     path = Path(path) if path else DEFAULT_STATION
     if not path.exists():
         builtin = STATIONS_DIR / path.name
@@ -223,6 +250,9 @@ def load_station(path: str | Path | None = None) -> StationConfig:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (station files are UTF-8 TOML)") from None
     data["source_path"] = str(path)
+    overrides = {k: v for k, v in (sim_overrides or {}).items() if v is not None}
+    if overrides:
+        data["sim"] = {**data.get("sim", {}), **overrides}
     try:
         return StationConfig.model_validate(data)
     except ValidationError as e:

@@ -40,11 +40,7 @@ class Station:
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, **overrides) -> "Station":
-        config = load_station(path)
-        if overrides and config.is_sim:
-            sim = config.sim.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-            config = config.model_copy(update={"sim": sim})
-        return cls(config)
+        return cls(load_station(path, sim_overrides=overrides))
 
     @property
     def is_sim(self) -> bool:
@@ -134,9 +130,13 @@ class Station:
     def safe_shutdown(self, reason: str = "end of run", emergency: bool = False) -> list[str]:
         """Current to zero and output off first, then stop the stage.  Returns the actions."""
         actions = []
+        danger = None
         cs = self.roles.get("current_source")
         if cs is not None:
-            actions += cs.safe_shutdown(emergency=emergency)
+            try:
+                actions += cs.safe_shutdown(emergency=emergency)
+            except InstrumentError as e:  # still stop the stage, then report the supply loudly
+                danger = e
         stage = self.roles.get("stage")
         if stage is not None:
             try:
@@ -145,6 +145,8 @@ class Station:
                 actions.append(f"stage: could not stop ({e})")
         for a in actions:
             log.info("safe shutdown (%s): %s", reason, a)
+        if danger is not None:
+            raise danger
         return actions
 
     def close(self) -> None:

@@ -252,7 +252,8 @@ class World:
             frac_sc = s.material.superconducting_fraction(t)
             v_ohmic = i * r_n * (1.0 - frac_sc)
             v_ff = math.copysign(s.material.ec_voltage(i, t, s.radius, s.tap_spacing), i) if i else 0.0
-            v = v_ohmic + frac_sc * v_ff
+            # far above Tc frac_sc is exactly 0 and v_ff is inf (no Ic): 0 * inf would be NaN
+            v = v_ohmic + (frac_sc * v_ff if frac_sc > 0 else 0.0)
             if abs(v) >= abs(i * r_n):
                 v = i * r_n
                 if i and t < s.material.tc and abs(i) > 1.5 * s.critical_current(t):

@@ -1,0 +1,133 @@
+"""The run catalog: one SQLite file indexing every run and step.
+
+Every write is a short transaction on a fresh connection, so an interrupted
+process never leaves the database locked.  A run left 'running' by a process
+that no longer exists is shown as 'interrupted' the next time the catalog is read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+from contextlib import closing
+from datetime import datetime, timezone
+from pathlib import Path
+
+STATUSES = ("running", "completed", "aborted", "failed", "interrupted")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    parent TEXT,
+    kind TEXT NOT NULL,
+    started TEXT NOT NULL,
+    ended TEXT,
+    status TEXT NOT NULL,
+    reason TEXT,
+    sim INTEGER NOT NULL,
+    parameters TEXT,
+    path TEXT,
+    checksum TEXT,
+    pid INTEGER,
+    host TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Catalog:
+    FILENAME = "catalog.sqlite"
+
+    def __init__(self, data_dir: str | Path):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / self.FILENAME
+        with self._connect() as conn:
+            conn.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10.0)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _write(self, sql: str, args: tuple) -> None:
+        with closing(self._connect()) as conn, conn:
+            conn.execute(sql, args)
+
+    def start(self, run_id: str, kind: str, sim: bool, parameters: dict, path: str, parent: str | None = None) -> None:
+        self._write("INSERT OR REPLACE INTO runs (id, parent, kind, started, status, sim, parameters, path, pid, host)"
+                    " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                    (run_id, parent, kind, now_iso(), int(sim), json.dumps(parameters, default=str), str(path),
+                     os.getpid(), socket.gethostname()))
+
+    def reopen(self, run_id: str) -> None:
+        """Mark an interrupted run as running again (labctl resume)."""
+        self._write("UPDATE runs SET status='running', ended=NULL, reason=NULL, pid=?, host=? WHERE id=?",
+                    (os.getpid(), socket.gethostname(), run_id))
+
+    def finish(self, run_id: str, status: str, reason: str = "", checksum: str | None = None) -> None:
+        assert status in STATUSES, status
+        self._write("UPDATE runs SET status=?, reason=?, ended=?, checksum=COALESCE(?, checksum) WHERE id=?",
+                    (status, reason, now_iso(), checksum, run_id))
+
+    def refresh_interrupted(self) -> int:
+        """Runs of this host still 'running' whose process is gone become 'interrupted'."""
+        host = socket.gethostname()
+        with closing(self._connect()) as conn, conn:
+            rows = conn.execute("SELECT id, pid, host FROM runs WHERE status='running'").fetchall()
+            dead = [r["id"] for r in rows if r["host"] == host and r["pid"] and not _alive(r["pid"])]
+            for run_id in dead:
+                conn.execute("UPDATE runs SET status='interrupted', reason=? WHERE id=?",
+                             ("the process ended without closing the run (crash, kill or power loss)", run_id))
+        return len(dead)
+
+    def list(self, kind: str | None = None, status: str | None = None, since: str | None = None,
+             parent: str | None | bool = False) -> list[dict]:
+        self.refresh_interrupted()
+        sql, args = "SELECT * FROM runs WHERE 1=1", []
+        if kind:
+            sql += " AND kind=?"
+            args.append(kind)
+        if status:
+            sql += " AND status=?"
+            args.append(status)
+        if since:
+            sql += " AND started>=?"
+            args.append(since)
+        if parent is None:
+            sql += " AND parent IS NULL"
+        elif parent is not False:
+            sql += " AND parent=?"
+            args.append(parent)
+        sql += " ORDER BY started, id"
+        with closing(self._connect()) as conn:
+            return [dict(r) for r in conn.execute(sql, args).fetchall()]
+
+    def get(self, run_id: str) -> dict | None:
+        self.refresh_interrupted()
+        with closing(self._connect()) as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        return dict(row) if row else None

@@ -1,0 +1,252 @@
+"""The engine that runs one procedure on a station: limit check first, then rows
+to a pymeasure-format CSV (flushed per row), the catalog and the live stream,
+with pause/resume/abort and a safe end on every exit path.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymeasure.experiment import Results
+
+from labctl.catalog import Catalog, sha256
+from labctl.errors import LabctlError, LimitError
+from labctl.stream import LiveStream
+
+log = logging.getLogger("labctl.runner")
+
+
+class RunControl:
+    """Pause / resume / abort requests from the CLI (Ctrl-C), the GUI or tests."""
+
+    def __init__(self):
+        self._pause = threading.Event()
+        self._resume = threading.Event()
+        self._abort = threading.Event()
+        self.paused = threading.Event()  # set while actually paused (current at zero)
+        self.on_pause = None  # callback(str) for the UI
+
+    def pause(self) -> None:
+        self._resume.clear()
+        self._pause.set()
+
+    def resume(self) -> None:
+        self._pause.clear()
+        self._resume.set()
+
+    def abort(self) -> None:
+        self._abort.set()
+        self._resume.set()
+
+    @property
+    def aborted(self) -> bool:
+        return self._abort.is_set()
+
+    @property
+    def pause_requested(self) -> bool:
+        return self._pause.is_set()
+
+    def should_stop(self) -> bool:
+        return self._abort.is_set()
+
+    def checkpoint(self, station) -> None:
+        """At a safe point: if a pause was asked, ramp the current down and wait."""
+        if not self._pause.is_set() or self._abort.is_set():
+            return
+        actions = station.safe_shutdown("pause")
+        self.paused.set()
+        if self.on_pause:
+            self.on_pause("paused: " + "; ".join(actions))
+        log.info("paused at a safe point (%s)", "; ".join(actions))
+        while not self._resume.wait(0.05):
+            pass
+        self.paused.clear()
+        self._pause.clear()
+        if not self._abort.is_set():
+            log.info("resumed")
+
+
+@dataclass
+class StepResult:
+    status: str
+    reason: str
+    path: Path
+    rows: int
+
+
+def check_requests(step: str, procedure, station) -> None:
+    """Refuse a plan that asks more than the station limits allow (before anything moves)."""
+    req = procedure.requests()
+    cs = station.roles.get("current_source")
+    for amps in req.currents:
+        if cs is not None:
+            try:
+                cs.check(amps)
+            except LimitError as e:
+                raise LimitError(f"step {step}: {e}") from None
+    temp = station.roles.get("temperature")
+    for kelvin in req.temperatures:
+        if temp is not None:
+            try:
+                temp.check(kelvin)
+            except LimitError as e:
+                raise LimitError(f"step {step}: {e}") from None
+    for rate in req.temperature_ramps:
+        if temp is not None:
+            try:
+                temp.check(temp.limits.min_temperature, rate)
+            except LimitError as e:
+                raise LimitError(f"step {step}: {e}") from None
+    stage = station.roles.get("stage")
+    for pos in req.positions:
+        if stage is not None:
+            try:
+                stage.check(pos)
+            except LimitError as e:
+                raise LimitError(f"step {step}: {e}") from None
+
+
+class StepWriter:
+    """Appends rows to the step's CSV as they come (flush per row) and records
+    completed points in a side file, so a crash loses at most the row being written."""
+
+    def __init__(self, procedure, path: Path, resume: bool = False):
+        self.path = Path(path)
+        self.points_path = self.path.with_suffix(".points")
+        if resume and self.path.exists():
+            self.done = self._completed_points()
+            self._prune_incomplete()
+        else:
+            self.done = set()
+            if self.path.exists():
+                self.path.unlink()
+            self.points_path.unlink(missing_ok=True)
+        self.results = Results(procedure, str(self.path))  # writes pymeasure's header when new
+        self.columns = procedure.DATA_COLUMNS
+        self.file = open(self.path, "a", encoding="utf-8")
+        self.points_file = open(self.points_path, "a", encoding="utf-8")
+        self.rows = 0
+
+    def _completed_points(self) -> set[int]:
+        if not self.points_path.exists():
+            return set()
+        out = set()
+        for line in self.points_path.read_text().splitlines():
+            if line.strip().isdigit():
+                out.add(int(line))
+        return out
+
+    def _prune_incomplete(self) -> None:
+        """Drop rows of points that did not complete (and a torn last line)."""
+        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+        header = [ln for ln in lines if ln.startswith("#")]
+        body = [ln for ln in lines if not ln.startswith("#")]
+        if not body:
+            return
+        labels, rows = body[0], body[1:]
+        col = labels.strip().split(",").index("Point") if "Point" in labels else None
+        keep = []
+        for ln in rows:
+            if not ln.endswith("\n"):
+                continue  # torn write
+            cells = ln.rstrip("\n").split(",")
+            try:
+                if col is None or int(float(cells[col])) in self.done:
+                    keep.append(ln)
+            except (ValueError, IndexError):
+                continue
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(header + [labels] + keep), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def row(self, data: dict) -> None:
+        self.file.write(self.results.format(data) + "\n")
+        self.file.flush()
+        self.rows += 1
+
+    def point_done(self, index: int) -> None:
+        self.done.add(index)
+        self.points_file.write(f"{index}\n")
+        self.points_file.flush()
+
+    def close(self) -> None:
+        for f in (self.file, self.points_file):
+            try:
+                f.close()
+            except Exception:
+                pass
+
+
+class Runner:
+    """Runs procedures on one connected station."""
+
+    def __init__(self, station, catalog: Catalog, stream: LiveStream | None = None,
+                 control: RunControl | None = None):
+        self.station = station
+        self.catalog = catalog
+        self.stream = stream or LiveStream()
+        self.control = control or RunControl()
+
+    def run_step(self, name: str, procedure, path: Path, step_id: str, parent: str | None = None,
+                 resume: bool = False) -> StepResult:
+        """Run one procedure into ``path``; always ends with the current at zero."""
+        station, control, stream = self.station, self.control, self.stream
+        procedure.station = station
+        check_requests(name, procedure, station)
+        writer = StepWriter(procedure, path, resume=resume)
+        procedure.done_points = frozenset(writer.done)
+        params = {k: getattr(procedure, k) for k in procedure.parameter_objects()}
+        if resume and self.catalog.get(step_id):
+            self.catalog.reopen(step_id)
+        else:
+            self.catalog.start(step_id, procedure.KIND, station.is_sim, params, str(path), parent=parent)
+        stream.publish("step", {"step": name, "kind": procedure.KIND, "status": "running", "path": str(path)})
+
+        def emit(topic, record):
+            if topic == "results":
+                writer.row(record)
+                stream.publish("row", {"step": name, "row": record})
+            elif topic == "point_done":
+                writer.point_done(record)
+            elif topic == "progress":
+                stream.publish("progress", {"step": name, "percent": float(record)})
+
+        procedure.emit = emit
+        procedure.should_stop = control.should_stop
+        procedure.checkpoint = lambda: control.checkpoint(station)
+        status, reason = "completed", ""
+        t0 = time.perf_counter()
+        try:
+            procedure.startup()
+            procedure.execute()
+            if control.aborted:
+                status, reason = "aborted", "aborted by the user"
+        except KeyboardInterrupt as e:
+            status, reason = "aborted", f"interrupted ({e or 'Ctrl-C'})"
+        except LabctlError as e:
+            status, reason = "failed", str(e)
+        except Exception as e:  # a bug or an unexpected driver error: record it, never lose the rows
+            status, reason = "failed", f"{type(e).__name__}: {e}"
+            log.exception("step %s failed", name)
+        finally:
+            writer.close()
+            try:
+                actions = station.safe_shutdown(f"end of step {name}")
+                log.info("step %s: %s", name, "; ".join(actions))
+            except LabctlError as e:
+                status, reason = "failed", (reason + "; " if reason else "") + str(e)
+            checksum = sha256(path) if path.exists() else None
+            self.catalog.finish(step_id, status, reason, checksum)
+            stream.publish("step", {"step": name, "kind": procedure.KIND, "status": status, "reason": reason,
+                                    "rows": writer.rows, "path": str(path),
+                                    "wall_s": time.perf_counter() - t0})
+            log.info("step %s %s (%d rows)%s", name, status, writer.rows, f": {reason}" if reason else "")
+        return StepResult(status, reason, path, writer.rows)
+
+
+def finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)

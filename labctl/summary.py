@@ -1,0 +1,93 @@
+"""The short summary printed at the end of a run: Tc, Ic, the field table, the ratios."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+
+def _pm(value, err, scale=1.0, fmt=".3g") -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value * scale:{fmt}}"
+    return text + (f" ± {err * scale:{fmt}}" if err is not None else "")
+
+
+def _ratio(r: dict | None) -> str:
+    if not r:
+        return "n/a"
+    status = r.get("status", "ok")
+    if status == "undefined":
+        return "undefined (B1 ≈ 0)"
+    if status == "bound":
+        return f"> {r['value']:.3g} (B1 ≈ 0)"
+    return _pm(r.get("value"), r.get("err"))
+
+
+def summarize(state: dict) -> dict:
+    """Analysis of each step of a finished run (errors kept as text, never raised)."""
+    from labctl.analysis import analyze
+
+    out = {}
+    run_dir = Path(state["path"])
+    for step, info in state.get("steps", {}).items():
+        path = run_dir / info["file"]
+        if not path.exists() or not info.get("rows"):
+            continue
+        kind = "radial-field" if step == "normal-control" else step
+        try:
+            out[step] = analyze(str(path), kind=kind)
+        except Exception as e:  # the summary must never hide the run's own outcome
+            out[step] = {"error": str(e)}
+    return out
+
+
+def print_summary(state: dict, console) -> dict:
+    results = summarize(state)
+    colour = "green" if state["status"] == "completed" else "red"
+    console.print(f"\nrun [bold]{state['id']}[/bold]: [{colour}]{state['status']}[/{colour}]"
+                  + (f" ({state.get('reason')})" if state.get("reason") else ""))
+    console.print(f"data: {state['path']}")
+    rt = results.get("rt")
+    if rt and "error" not in rt:
+        console.print(f"Tc (R(T), {'cooling' if rt.get('cooling') else 'single sweep'}): "
+                      f"onset {_pm(rt.get('tc_onset'), None, fmt='.4g')} K, midpoint {_pm(rt.get('tc_mid'), None, fmt='.4g')} K, "
+                      f"zero {_pm(rt.get('tc_zero'), None, fmt='.4g')} K, 10–90 % width {_pm(rt.get('width_10_90'), None)} K")
+    vi = results.get("vi")
+    if vi and "error" not in vi:
+        console.print(f"Ic (Ec = 1 µV/cm over {_pm(vi.get('tap_spacing'), None, 1e3)} mm): "
+                      f"{_pm(vi.get('ic'), vi.get('ic_err'), fmt='.4g')} A, n = {_pm(vi.get('n'), vi.get('n_err'))}")
+    for step in ("normal-control", "radial-field"):
+        res = results.get(step)
+        if not res or "error" in res:
+            if res:
+                console.print(f"{step}: analysis failed: {res['error']}")
+            continue
+        table = Table(title=f"{step}: field (mT, offset removed, mean ± s.e.)", show_lines=False)
+        per = res.get("per_current", [])
+        radii = sorted({r for p in per for r in (p.get("radii") or [])})
+        table.add_column("I (A)", justify="right")
+        for r in radii:
+            table.add_column(f"B({r * 1e3:g} mm)", justify="right")
+        table.add_column("B2/B1", justify="right")
+        table.add_column("B3/B1", justify="right")
+        for p in per:
+            fields = dict(zip(p.get("radii") or [], zip(p.get("field") or [], p.get("field_err") or [])))
+            cells = [f"{p.get('current', 0):.1f}"]
+            for r in radii:
+                b = fields.get(r)
+                cells.append(_pm(b[0], b[1], 1e3) if b else "")
+            ratios = p.get("ratios", {})
+            cells += [_ratio(ratios.get("B2/B1")), _ratio(ratios.get("B3/B1"))]
+            table.add_row(*cells)
+        console.print(table)
+        ratios = res.get("ratios", {})
+        exp = res.get("exponent") or {}
+        console.print(f"pooled: B2/B1 = {_ratio(ratios.get('B2/B1'))}, B3/B1 = {_ratio(ratios.get('B3/B1'))}; "
+                      f"B ∝ r^n with n = {_pm(exp.get('value'), exp.get('err'))}; best model: {res.get('best_model')}")
+        if res.get("verdict"):
+            console.print(f"verdict: {res['verdict']}")
+    res = results.get("residual")
+    if res and "error" not in res and res.get("verdict"):
+        console.print(f"residual voltage: {res['verdict']}")
+    return results

@@ -1,0 +1,122 @@
+"""Base of every labctl procedure: a pymeasure Procedure that measures point by point.
+
+A procedure is split bluesky-style into a *plan* and its execution:
+
+* ``points()`` lists what will be done (one dict per point), so a run can be
+  listed, limit-checked and dry-run without hardware;
+* ``requests()`` states the extremes the plan asks of the station (currents,
+  temperatures, stage positions) for the pre-run limit check;
+* ``measure(point)`` does one point with the station's roles and returns rows.
+
+The runner injects ``station`` (roles + clock), ``emit`` and ``should_stop``.
+Procedures never import pyvisa and never know whether the lab is simulated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pymeasure.experiment import Procedure
+
+from labctl.errors import ConfigError
+
+
+@dataclass
+class Requests:
+    """What a plan will ask of the station, checked against its limits before a run."""
+
+    currents: list[float] = field(default_factory=list)  # A
+    temperatures: list[float] = field(default_factory=list)  # K
+    temperature_ramps: list[float] = field(default_factory=list)  # K/min
+    positions: list[float] = field(default_factory=list)  # stage mm
+
+
+class Paused(Exception):
+    """Raised inside a point when the user paused; the point is repeated on resume."""
+
+
+def parse_list(text: str, what: str) -> list[float]:
+    """'0.1, 0.3,0.5' -> [0.1, 0.3, 0.5]; a clear ConfigError otherwise."""
+    try:
+        values = [float(x) for x in str(text).replace(";", ",").split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{what}: {text!r} is not a comma-separated list of numbers") from None
+    if not values:
+        raise ConfigError(f"{what}: the list is empty")
+    return values
+
+
+class StationProcedure(Procedure):
+    """A procedure run by labctl's runner on a station."""
+
+    KIND = "procedure"  # short name used by the CLI and the catalog
+    COMMON_COLUMNS = ["Point", "Time (s)"]
+
+    station = None  # injected by the runner
+    done_points: frozenset = frozenset()  # resume: indices already measured
+    finished = False  # a procedure sets this to end early (e.g. V-I past the criterion)
+
+    # ------------------------------------------------------------- the plan
+    def points(self) -> list[dict]:
+        raise NotImplementedError
+
+    def requests(self) -> Requests:
+        return Requests()
+
+    def measure(self, point: dict) -> list[dict]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.KIND
+
+    # --------------------------------------------------------- the engine
+    def execute(self) -> None:
+        """Measure every point not already done; emit rows, progress and point completion."""
+        points = self.points()
+        total = len(points)
+        t0 = self.clock.now()
+        for index, point in enumerate(points):
+            if index in self.done_points:
+                continue
+            while True:
+                if self.should_stop():
+                    return
+                self.checkpoint()
+                try:
+                    rows = self.measure(point)
+                    break
+                except Paused:
+                    continue  # paused mid-point: do the whole point again after resume
+            for row in rows:
+                row.setdefault("Point", index)
+                row.setdefault("Time (s)", self.clock.now() - t0)
+                self.emit("results", row)
+            self.emit("point_done", index)
+            self.emit("progress", 100.0 * (index + 1) / max(total, 1))
+            if self.finished:
+                self.emit("progress", 100.0)
+                return
+
+    def checkpoint(self) -> None:
+        """A safe point: the runner may pause here (with the current ramped down)."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait on the station clock (virtual in the virtual lab)."""
+        self.clock.sleep(seconds)
+
+    @property
+    def clock(self):
+        return self.station.clock
+
+    # ------------------------------------------------------- conveniences
+    def hold_temperature(self, kelvin: float, tolerance: float, dwell: float, timeout: float = 7200.0) -> float:
+        """Set the loop to ``kelvin`` and wait until the sample is stable there."""
+        temp = self.station.temperature
+        if abs(temp.setpoint - kelvin) > 1e-6:
+            temp.set_setpoint(kelvin)
+        return temp.wait_stable(kelvin, tolerance=tolerance, dwell=dwell, timeout=timeout,
+                                should_stop=self.should_stop)
+
+    def shutdown(self) -> None:
+        """Leave the current at zero; the runner's station session does the rest."""
+        if self.station is not None and "current_source" in self.station.roles:
+            self.station.current_source.safe_shutdown()
