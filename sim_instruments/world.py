@@ -144,7 +144,11 @@ class World:
         self.sample_lag = sample_lag
         self.t_stage = t0
         self.t_sample = t0
-        self.controller = Controller(setpoint=t0, ramp_setpoint=t0)
+        self.controller = Controller(setpoint=t0, ramp_setpoint=t0, heater_range=3)
+        # start in equilibrium: the loop is already regulating at t0 on the high range
+        c = self.controller
+        c.output = 100.0 * self.conductance * (t0 - self.bath) / HEATER_RANGES_W[3]
+        c.integral = c.output / (c.p * c.i / 1000.0) if c.output > 0 else 0.0
         self.stage = Stage()
         self.sources: dict[str, float] = {}  # name -> current delivered (A)
         self.normal_latched = False  # quenched sample stays normal until current is removed
@@ -249,15 +253,19 @@ class World:
             r_n = s.normal_resistance(t)
             if self.faults.quench or self.normal_latched:
                 return i * r_n
-            frac_sc = s.material.superconducting_fraction(t)
-            v_ohmic = i * r_n * (1.0 - frac_sc)
-            v_ff = math.copysign(s.material.ec_voltage(i, t, s.radius, s.tap_spacing), i) if i else 0.0
-            # far above Tc frac_sc is exactly 0 and v_ff is inf (no Ic): 0 * inf would be NaN
-            v = v_ohmic + (frac_sc * v_ff if frac_sc > 0 else 0.0)
+            frac_sc = s.material.superconducting_fraction(t)  # broadened transition (inhomogeneity)
+            v = i * r_n * (1.0 - frac_sc)
+            ic = s.critical_current(t)
+            if i and ic > 0 and frac_sc > 0:
+                if not s.material.type_ii and abs(i) > ic:
+                    # type I above Silsbee: intermediate state, R/R_n = (1 + sqrt(1 - (Ic/I)^2)) / 2
+                    v += frac_sc * i * r_n * 0.5 * (1.0 + math.sqrt(1.0 - (ic / i) ** 2))
+                else:  # flux flow, E = Ec (J/Jc)^n
+                    v += frac_sc * math.copysign(s.material.ec_voltage(i, t, s.radius, s.tap_spacing), i)
             if abs(v) >= abs(i * r_n):
                 v = i * r_n
-                if i and t < s.material.tc and abs(i) > 1.5 * s.critical_current(t):
-                    self.normal_latched = True  # thermal runaway: a real quench
+                if s.material.type_ii and t < s.material.tc and abs(i) > 1.5 * ic:
+                    self.normal_latched = True  # flux-flow heating runs away: a real quench
             return v
 
     def true_field(self, r_m: float | None = None) -> float:
