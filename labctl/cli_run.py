@@ -127,7 +127,7 @@ def _execute(args, station, plan, state, run_dir) -> int:
     from labctl.stream import LiveStream
     from labctl.summary import print_summary
 
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False, width=max(Console().width, 120))
     stream = LiveStream()
     control = RunControl()
     data_dir = _data_dir(args, station)

@@ -155,21 +155,23 @@ class Protocol:
         if step == "vi":
             return {"temperature": s.working_temperature, "current_max": cs_limits.max_current,
                     "current_step": round(cs_limits.max_current / 150, 3), "tap_spacing": s.tap_spacing}
-        ic_est = ic if ic else cs_limits.max_current  # before V-I: the worst case for the limit check
+        fixed = {"temperature": s.working_temperature, "radii": radii, "sample_radius": s.radius}
         if step == "normal-control":
-            return {"temperature": min(self.plan.option("normal_factor") * tc, t_limits.max_temperature),
-                    "currents": ",".join(f"{f * ic_est:.2f}" for f in (0.25, 0.5, 0.75)),
-                    "current_mode": "A", "radii": radii, "sample_radius": s.radius}
+            out = {"temperature": min(self.plan.option("normal_factor") * tc, t_limits.max_temperature),
+                   "radii": radii, "sample_radius": s.radius}
+            if ic:
+                out.update(currents=",".join(f"{f * ic:.2f}" for f in (0.25, 0.5, 0.75)), current_mode="A")
+            return out
         if step == "radial-field":
-            fractions = [float(x) for x in str(self.plan.option("fractions")).split(",")]
-            return {"temperature": s.working_temperature, "radii": radii, "sample_radius": s.radius,
-                    "currents": ",".join(f"{f * ic_est:.2f}" for f in fractions), "current_mode": "A"}
+            fractions = str(self.plan.option("fractions"))
+            return {**fixed, "currents": fractions, "current_mode": "fraction of Ic", "ic": ic or 0.0}
         if step == "radial-scan":
-            return {"temperature": s.working_temperature, "current": round(0.6 * ic_est, 2),
-                    "r_start": min(s.hole_radii), "r_stop": max(s.hole_radii)}
+            out = {"temperature": s.working_temperature, "r_start": min(s.hole_radii), "r_stop": max(s.hole_radii)}
+            if ic:
+                out["current"] = round(0.6 * ic, 2)
+            return out
         if step == "residual":
-            return {"temperature": s.working_temperature, "current_mode": "A",
-                    "currents": ",".join(f"{f * ic_est:.2f}" for f in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8))}
+            return {"temperature": s.working_temperature, "current_mode": "fraction of Ic", "ic": ic or 0.0}
         raise ConfigError(f"unknown step {step!r}")
 
     def procedure(self, step: str, derived: dict):
@@ -179,9 +181,16 @@ class Protocol:
     def steps(self) -> list[str]:
         return [s for s in self.plan.steps if s != "radial-scan" or self.plan.option("scan")]
 
-    def check(self) -> None:
-        """Build every step with worst-case derived values and check it against the limits."""
-        derived = {"tc": self.sample.expected_tc, "ic": None}
+    def check(self, derived: dict) -> None:
+        """Build every step with worst-case derived values and check it against the limits.
+
+        Steps whose currents follow from an Ic still to be measured are checked
+        with Ic = the station's max_current (fractions are below 1, so this bounds them).
+        """
+        worst = self.station.config.current_source.limits.max_current
+        derived = {"tc": self.sample.expected_tc, **derived}
+        if derived.get("ic") is None and "vi" in self.steps():
+            derived["ic"] = worst
         for step in self.steps():
             proc = self.procedure(step, derived)
             proc.station = self.station
@@ -210,6 +219,21 @@ def derive(step: str, path: Path, derived: dict) -> dict:
         derived["ic"] = float(ic)
         derived["ic_err"] = result.get("ic_err")
         derived["n"] = result.get("n")
+    return derived
+
+
+def latest_results(catalog: Catalog) -> dict:
+    """Tc and Ic from the most recent completed R(T) and V-I steps (for single-step runs)."""
+    derived: dict = {}
+    for kind in ("rt", "vi"):
+        done = [r for r in catalog.list(kind=kind, status="completed", parent=False) if r.get("path")]
+        for entry in reversed(done):
+            try:
+                derive(kind, Path(entry["path"]), derived)
+                derived[f"{kind}_source"] = entry["path"]
+                break
+            except Exception:  # an unreadable old run is skipped, not fatal
+                continue
     return derived
 
 
@@ -272,12 +296,13 @@ def execute(station, plan: Plan, data_dir: Path, runner: Runner, state: dict | N
     resume = state is not None
     catalog = runner.catalog
     if not resume:
-        protocol.check()  # the whole plan against the limits, before anything moves
+        derived = {} if "vi" in steps else latest_results(catalog)
+        protocol.check(derived)  # the whole plan against the limits, before anything moves
         kind = "protocol" if len(steps) > 1 else steps[0]
         run_id, run_dir = new_run_dir(Path(data_dir), kind)
         state = {"id": run_id, "kind": kind, "station_file": station.config.source_path,
                  "plan": {"steps": plan.steps, "overrides": plan.overrides, "options": plan.options},
-                 "derived": {}, "steps": {}, "status": "running"}
+                 "derived": derived, "steps": {}, "status": "running"}
     folder = RunFolder(run_dir)
     handler = folder.attach_log()
     run_id = state["id"]

@@ -1,16 +1,22 @@
 """The short summary printed at the end of a run: Tc, Ic, the field table, the ratios."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from rich.table import Table
 
 
-def _pm(value, err, scale=1.0, fmt=".3g") -> str:
-    if value is None:
+def _pm(value, err, scale=1.0, fmt=".4g") -> str:
+    """value ± err, rounded to the uncertainty's second significant digit."""
+    if value is None or not math.isfinite(value):
         return "n/a"
-    text = f"{value * scale:{fmt}}"
-    return text + (f" ± {err * scale:{fmt}}" if err is not None else "")
+    v = value * scale
+    if err is None or not math.isfinite(err) or err <= 0:
+        return f"{v:{fmt}}"
+    e = err * scale
+    digits = min(9, max(0, 1 - math.floor(math.log10(e))))
+    return f"{v:.{digits}f} ± {e:.{digits}f}"
 
 
 def _ratio(r: dict | None) -> str:
@@ -72,19 +78,23 @@ def print_summary(state: dict, console) -> dict:
         table.add_column("B2/B1", justify="right")
         table.add_column("B3/B1", justify="right")
         for p in per:
-            fields = dict(zip(p.get("radii") or [], zip(p.get("field") or [], p.get("field_err") or [])))
+            fields = dict(zip(p.get("radii") or [], zip(p.get("fields") or [], p.get("errs") or [])))
             cells = [f"{p.get('current', 0):.1f}"]
             for r in radii:
                 b = fields.get(r)
                 cells.append(_pm(b[0], b[1], 1e3) if b else "")
-            ratios = p.get("ratios", {})
-            cells += [_ratio(ratios.get("B2/B1")), _ratio(ratios.get("B3/B1"))]
+            cells += [_ratio(p.get("B2/B1")), _ratio(p.get("B3/B1"))]
             table.add_row(*cells)
         console.print(table)
         ratios = res.get("ratios", {})
         exp = res.get("exponent") or {}
         console.print(f"pooled: B2/B1 = {_ratio(ratios.get('B2/B1'))}, B3/B1 = {_ratio(ratios.get('B3/B1'))}; "
                       f"B ∝ r^n with n = {_pm(exp.get('value'), exp.get('err'))}; best model: {res.get('best_model')}")
+        outer = (res.get("outer_check") or {}).get("per_current") or []
+        if outer:
+            worst = max(outer, key=lambda o: abs(o["ratio"] - 1))
+            console.print(f"outer reading vs µ0I/2πR: measured/expected = {worst['ratio']:.4f} ± "
+                          f"{worst['ratio_err']:.4f} (worst of {len(outer)} currents)")
         if res.get("verdict"):
             console.print(f"verdict: {res['verdict']}")
     res = results.get("residual")
