@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     serve.set_defaults(func=_sim_serve)
 
-    for module in ("labctl.cli_run", "labctl.cli_analysis"):
+    for module in ("labctl.cli_run", "labctl.cli_analysis", "labctl.bench"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as e:

@@ -34,7 +34,7 @@ class RadialField(StationProcedure):
     zero_probe = BooleanParameter("Zero the probe first", default=True)
 
     DATA_COLUMNS = ["Repeat", "Current (A)", "Radius (m)", "Field (T)", "Field std (T)", "Temperature (K)",
-                    "Polarity", "Position (mm)"] + StationProcedure.COMMON_COLUMNS
+                    "Polarity", "Position (mm)", "Readings"] + StationProcedure.COMMON_COLUMNS
 
     # ------------------------------------------------------------- plan
     def current_list(self) -> list[float]:
@@ -94,7 +94,7 @@ class RadialField(StationProcedure):
         self.sleep(self.settle_move)
         b, std = st.gaussmeter.read_average(self.averages, self.read_interval)
         return {"Repeat": repeat, "Current (A)": current, "Radius (m)": radius, "Field (T)": b,
-                "Field std (T)": std, "Temperature (K)": st.temperature.read(), "Polarity": polarity,
+                "Field std (T)": std, "Readings": self.averages, "Temperature (K)": st.temperature.read(), "Polarity": polarity,
                 "Position (mm)": st.stage.position}
 
     def measure(self, point: dict) -> list[dict]:

@@ -25,7 +25,7 @@ class RadialScan(StationProcedure):
     background = BooleanParameter("Zero-current background scan", default=True)
 
     DATA_COLUMNS = ["Radius (m)", "Field (T)", "Field std (T)", "Current (A)", "Polarity", "Temperature (K)",
-                    "Position (mm)"] + StationProcedure.COMMON_COLUMNS
+                    "Position (mm)", "Readings"] + StationProcedure.COMMON_COLUMNS
 
     def radii(self) -> np.ndarray:
         return np.linspace(self.r_start, self.r_stop, self.n_points) * 1e-3
@@ -66,6 +66,6 @@ class RadialScan(StationProcedure):
         st.stage.move_to_radius(point["radius"], should_stop=self.should_stop)
         self.sleep(self.settle_move)
         b, std = st.gaussmeter.read_average(self.averages, self.read_interval)
-        return [{"Radius (m)": point["radius"], "Field (T)": b, "Field std (T)": std,
+        return [{"Radius (m)": point["radius"], "Field (T)": b, "Field std (T)": std, "Readings": self.averages,
                  "Current (A)": self.current if point["polarity"] else 0.0, "Polarity": point["polarity"],
                  "Temperature (K)": st.temperature.read(), "Position (mm)": st.stage.position}]
