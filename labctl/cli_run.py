@@ -130,6 +130,7 @@ def _execute(args, station, plan, state, run_dir) -> int:
     console = Console(highlight=False, width=max(Console().width, 120))
     stream = LiveStream()
     control = RunControl()
+    control.unattended = sys.stdin is None or not sys.stdin.isatty()
     data_dir = _data_dir(args, station)
     catalog = Catalog(data_dir)
     runner = Runner(station, catalog, stream, control)

@@ -170,11 +170,32 @@ class SampleConfig(Strict):
         return self
 
 
+class InterlockConfig(Strict):
+    """A rule checked during runs, e.g. when = "temperature > expected_tc - 0.3 and abs(current) > 1"."""
+
+    name: str
+    when: str
+    action: Literal["pause", "abort"] = "pause"
+
+    @field_validator("when")
+    @classmethod
+    def _expression(cls, value: str) -> str:
+        from labctl.safety import compile_rule
+
+        try:
+            compile_rule(value, "when")
+        except ConfigError as e:
+            raise ValueError(str(e).removeprefix("when: ")) from None
+        return value
+
+
 class StationMeta(Strict):
     name: str = "station"
     backend: str = Field(default="", description="'sim' (in-process virtual lab), '@py' (pyvisa-py) or '' (system VISA)")
     data_dir: str = "data/runs"
     speedup: float | None = Field(default=None, gt=0, description="clock speed-up when talking to `labctl sim serve`")
+    retries: int = Field(default=2, ge=0, le=10, description="retries of a read after a transient I/O error")
+    retry_backoff: float = Field(default=0.05, ge=0, le=10, description="s before the first retry, doubled each time")
 
 
 class StationConfig(Strict):
@@ -186,6 +207,7 @@ class StationConfig(Strict):
     temperature: TemperatureConfig
     gaussmeter: GaussmeterConfig
     stage: StageConfig
+    interlocks: list[InterlockConfig] = Field(default_factory=list)
     source_path: str = ""
 
     @model_validator(mode="after")

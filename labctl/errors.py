@@ -30,5 +30,9 @@ class InstrumentError(LabctlError):
         self.last_command = last_command
 
 
+class Paused(Exception):
+    """Raised inside a point when a pause was requested mid-point; the point is redone on resume."""
+
+
 class AbortRequested(LabctlError):
     """The user asked to abort the run."""

@@ -329,6 +329,8 @@ def execute(station, plan: Plan, data_dir: Path, runner: Runner, state: dict | N
             partial = resume and path.exists()
             result = runner.run_step(step, proc, path, step_id, parent=run_id, resume=partial)
             info.update(status=result.status, reason=result.reason, rows=result.rows)
+            if result.events:
+                info["events"] = result.events
             folder.write_state(state)
             if result.status != "completed":
                 status, reason = result.status, f"step {step}: {result.reason}"

@@ -14,7 +14,10 @@ from pathlib import Path
 from pymeasure.experiment import Results
 
 from labctl.catalog import Catalog, sha256
+import json
+
 from labctl.errors import LabctlError, LimitError
+from labctl.safety import Guard
 from labctl.stream import LiveStream
 
 log = logging.getLogger("labctl.runner")
@@ -29,6 +32,7 @@ class RunControl:
         self._abort = threading.Event()
         self.paused = threading.Event()  # set while actually paused (current at zero)
         self.on_pause = None  # callback(str) for the UI
+        self.unattended = False  # nobody to press resume: an interlock pause becomes an abort
 
     def pause(self) -> None:
         self._resume.clear()
@@ -76,6 +80,7 @@ class StepResult:
     reason: str
     path: Path
     rows: int
+    events: list = None
 
 
 def check_requests(step: str, procedure, station) -> None:
@@ -141,32 +146,40 @@ class StepWriter:
         return out
 
     def _prune_incomplete(self) -> None:
-        """Drop rows of points that did not complete (and a torn last line)."""
+        """Drop rows of points that did not complete (and a torn last line); keep
+        the header, the column line and '# EVENT' lines where they are."""
         lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
-        header = [ln for ln in lines if ln.startswith("#")]
-        body = [ln for ln in lines if not ln.startswith("#")]
-        if not body:
-            return
-        labels, rows = body[0], body[1:]
-        col = labels.strip().split(",").index("Point") if "Point" in labels else None
-        keep = []
-        for ln in rows:
+        keep, col, seen_labels = [], None, False
+        for ln in lines:
             if not ln.endswith("\n"):
                 continue  # torn write
-            cells = ln.rstrip("\n").split(",")
-            try:
-                if col is None or int(float(cells[col])) in self.done:
-                    keep.append(ln)
-            except (ValueError, IndexError):
-                continue
+            if ln.startswith("#"):
+                keep.append(ln)
+            elif not seen_labels:
+                seen_labels = True
+                labels = ln.strip().split(",")
+                col = labels.index("Point") if "Point" in labels else None
+                keep.append(ln)
+            else:
+                cells = ln.rstrip("\n").split(",")
+                try:
+                    if col is None or int(float(cells[col])) in self.done:
+                        keep.append(ln)
+                except (ValueError, IndexError):
+                    continue
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(header + [labels] + keep), encoding="utf-8")
+        tmp.write_text("".join(keep), encoding="utf-8")
         tmp.replace(self.path)
 
     def row(self, data: dict) -> None:
         self.file.write(self.results.format(data) + "\n")
         self.file.flush()
         self.rows += 1
+
+    def event(self, event: dict) -> None:
+        """A safety event, as a comment line that every CSV reader skips."""
+        self.file.write("# EVENT " + json.dumps(event, default=str) + "\n")
+        self.file.flush()
 
     def point_done(self, index: int) -> None:
         self.done.add(index)
@@ -215,9 +228,23 @@ class Runner:
             elif topic == "progress":
                 stream.publish("progress", {"step": name, "percent": float(record)})
 
+        events: list[dict] = []
+
+        def on_event(event):
+            events.append(event)
+            writer.event(event)
+            stream.publish("event", {"step": name, **event})
+
+        guard = Guard(station, on_event=on_event)
+        guard.control = None if control.unattended else control
+        guard.quench_detection = getattr(procedure, "QUENCH_DETECTION", True)
         procedure.emit = emit
         procedure.should_stop = control.should_stop
         procedure.checkpoint = lambda: control.checkpoint(station)
+        procedure.guard_tick = guard.tick
+        source = station.roles.get("current_source")
+        if source is not None:
+            source.monitor = guard.tick
         status, reason = "completed", ""
         t0 = time.perf_counter()
         try:
@@ -233,6 +260,8 @@ class Runner:
             status, reason = "failed", f"{type(e).__name__}: {e}"
             log.exception("step %s failed", name)
         finally:
+            if source is not None:
+                source.monitor = None
             writer.close()
             try:
                 actions = station.safe_shutdown(f"end of step {name}")
@@ -242,10 +271,10 @@ class Runner:
             checksum = sha256(path) if path.exists() else None
             self.catalog.finish(step_id, status, reason, checksum)
             stream.publish("step", {"step": name, "kind": procedure.KIND, "status": status, "reason": reason,
-                                    "rows": writer.rows, "path": str(path),
+                                    "rows": writer.rows, "path": str(path), "events": events,
                                     "wall_s": time.perf_counter() - t0})
             log.info("step %s %s (%d rows)%s", name, status, writer.rows, f": {reason}" if reason else "")
-        return StepResult(status, reason, path, writer.rows)
+        return StepResult(status, reason, path, writer.rows, events)
 
 
 def finite(x) -> bool:

@@ -72,6 +72,7 @@ class Station:
                 f"terminations read={rc.read_termination!r} write={rc.write_termination!r}, timeout {rc.timeout} ms",
                 role=role, address=rc.address, last_command=sent) from e
         obj = role_cls(rc, instrument, self.clock, name=role)
+        obj.retries, obj.retry_backoff = self.config.station.retries, self.config.station.retry_backoff
         if setup:
             obj.setup()
         self.roles[role] = obj

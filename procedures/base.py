@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from pymeasure.experiment import Procedure
 
-from labctl.errors import ConfigError
+from labctl.errors import ConfigError, Paused
 
 
 @dataclass
@@ -28,10 +28,6 @@ class Requests:
     temperatures: list[float] = field(default_factory=list)  # K
     temperature_ramps: list[float] = field(default_factory=list)  # K/min
     positions: list[float] = field(default_factory=list)  # stage mm
-
-
-class Paused(Exception):
-    """Raised inside a point when the user paused; the point is repeated on resume."""
 
 
 def parse_list(text: str, what: str) -> list[float]:
@@ -49,6 +45,7 @@ class StationProcedure(Procedure):
     """A procedure run by labctl's runner on a station."""
 
     KIND = "procedure"  # short name used by the CLI and the catalog
+    QUENCH_DETECTION = True  # off for steps that are resistive by design (R(T), normal-state control)
     COMMON_COLUMNS = ["Point", "Time (s)"]
 
     station = None  # injected by the runner
@@ -82,6 +79,7 @@ class StationProcedure(Procedure):
                     return
                 self.checkpoint()
                 try:
+                    self.guard_tick(f"point {index}")
                     rows = self.measure(point)
                     break
                 except Paused:
@@ -98,6 +96,9 @@ class StationProcedure(Procedure):
 
     def checkpoint(self) -> None:
         """A safe point: the runner may pause here (with the current ramped down)."""
+
+    def guard_tick(self, where: str) -> None:
+        """Quench and interlock check (the runner installs the station's guard)."""
 
     def sleep(self, seconds: float) -> None:
         """Wait on the station clock (virtual in the virtual lab)."""

@@ -11,6 +11,7 @@ from procedures.radial_field import RadialField
 
 class NormalStateControl(RadialField):
     KIND = "normal-control"
+    QUENCH_DETECTION = False  # above Tc the tap voltage is I R_n by design
     currents = Parameter("Currents", default="50,100,200")
     current_mode = ListParameter("Currents are", choices=["A", "fraction of Ic"], default="A")
     temperature = FloatParameter("Temperature", units="K", minimum=0, maximum=400, default=0.0)

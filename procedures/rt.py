@@ -12,6 +12,7 @@ class ResistanceVsTemperature(StationProcedure):
     step wait until the sample is stable, then measure R with current reversal."""
 
     KIND = "rt"
+    QUENCH_DETECTION = False  # the sample is normal for half the sweep, by design
     t_high = FloatParameter("Upper temperature", units="K", minimum=0.1, maximum=400, default=9.0)
     t_low = FloatParameter("Lower temperature", units="K", minimum=0.1, maximum=400, default=6.0)
     expected_tc = FloatParameter("Expected Tc", units="K", minimum=0.1, maximum=400, default=7.2)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from contextlib import contextmanager
 
 from labctl.errors import InstrumentError
@@ -20,6 +22,10 @@ class Role:
         self.clock = clock
         self.name = name or self.role
         self.last_command = ""
+        # one conversation at a time: a GUI poller and a procedure may share a role
+        self.lock = threading.RLock()
+        self.retries = 2  # bounded retries of idempotent reads after a transient I/O error
+        self.retry_backoff = 0.05  # s, doubled at each retry
 
     @property
     def address(self) -> str:
@@ -31,7 +37,8 @@ class Role:
         address, what was being done and the terminations in use."""
         self.last_command = what
         try:
-            yield
+            with self.lock:
+                yield
         except InstrumentError:
             raise
         except Exception as e:  # pyvisa.VisaIOError, ValueError from a garbled reply, OSError...
@@ -40,6 +47,28 @@ class Role:
                 f"terminations read={self.config.read_termination!r} write={self.config.write_termination!r}, "
                 f"timeout {self.config.timeout} ms",
                 role=self.name, address=self.address, last_command=what) from e
+
+    def query(self, what: str, fn):
+        """Run an idempotent query ``fn``; retry transient failures (time-out, garbled
+        reply) with back-off; a lost connection or persistent failure raises."""
+        for attempt in range(self.retries + 1):
+            try:
+                with self.io(what):
+                    return fn()
+            except InstrumentError as e:
+                cause = e.__cause__
+                transient = isinstance(cause, ValueError) or "TMO" in str(cause) or "imeout" in str(cause)
+                if attempt >= self.retries or not transient:
+                    raise
+                log.warning("%s: %s failed (%s); retry %d of %d", self.name, what, cause, attempt + 1, self.retries)
+                self._flush()
+                time.sleep(self.retry_backoff * 2**attempt)  # real time: the link needs real time
+
+    def _flush(self) -> None:
+        try:
+            self.instrument.adapter.flush_read_buffer()
+        except Exception:
+            pass
 
     def identity(self) -> str:
         with self.io("*IDN?"):

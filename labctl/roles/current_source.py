@@ -21,6 +21,7 @@ class CurrentSource(Role):
         super().__init__(config, instrument, clock, name)
         self.limits = config.limits
         self._setpoint = 0.0
+        self.monitor: Callable[[str], None] | None = None  # quench/interlock guard, ticked while ramping
 
     # ----------------------------------------------------- driver specifics
     def _write_current(self, amps: float) -> None:
@@ -60,8 +61,7 @@ class CurrentSource(Role):
     @property
     def current(self) -> float:
         """Measured output current (A)."""
-        with self.io("read current"):
-            return float(self._read_current())
+        return float(self.query("read current", self._read_current))
 
     @property
     def output_enabled(self) -> bool:
@@ -119,6 +119,8 @@ class CurrentSource(Role):
                 self._write_current(value)
             self._setpoint = value
             self.clock.sleep(dt)
+            if self.monitor is not None and not emergency and abs(amps) > abs(start):
+                self.monitor(f"ramp to {amps:g} A")  # only while the current grows; a ramp-down is the cure
 
     def safe_shutdown(self, emergency: bool = False) -> list[str]:
         """Ramp to zero at the configured rate and turn the output off.

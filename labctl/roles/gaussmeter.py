@@ -9,6 +9,7 @@ RANGES_T = {35: 3.5e-3, 350: 35e-3, 3500: 0.35, 35000: 3.5}  # pymeasure range k
 
 class Gaussmeter(Role):
     role = "gaussmeter"
+    last_field = None
 
     def setup(self) -> None:
         with self.io("UNIT 2 (tesla)"):
@@ -26,8 +27,8 @@ class Gaussmeter(Role):
 
     def read_field(self) -> float:
         """Field (T); an over-range reading raises InstrumentError."""
-        with self.io("RDGFIELD?"):
-            b = float(self.instrument.field)
+        b = float(self.query("RDGFIELD?", lambda: self.instrument.field))
+        self.last_field = b
         if abs(b) >= 0.999 * getattr(self, "full_scale", 3.5):
             with self.io("RDGST?"):
                 status = int(self.instrument.ask("RDGST?"))

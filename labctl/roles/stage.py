@@ -12,6 +12,7 @@ AXES = {1: "x", 2: "y", 3: "phi"}
 
 class Stage(Role):
     role = "stage"
+    last_position = None
 
     def __init__(self, config, instrument, clock, name=None):
         super().__init__(config, instrument, clock, name)
@@ -45,8 +46,8 @@ class Stage(Role):
 
     @property
     def position(self) -> float:
-        with self.io("TP"):
-            return float(self.axis.position)
+        self.last_position = float(self.query("TP", lambda: self.axis.position))
+        return self.last_position
 
     @property
     def radius(self) -> float:

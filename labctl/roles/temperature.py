@@ -12,6 +12,7 @@ HEATER_RANGES = ("off", "low", "medium", "high")
 
 class TemperatureController(Role):
     role = "temperature"
+    last_temperature = None
 
     def __init__(self, config, instrument, clock, name=None):
         super().__init__(config, instrument, clock, name)
@@ -45,14 +46,15 @@ class TemperatureController(Role):
     def read(self, sensor: str | None = None) -> float:
         """Temperature (K) of a sensor (default: the sample sensor); a sensor fault raises."""
         sensor = sensor or self.sample_input
-        with self.io(f"KRDG? {sensor}"):
-            t = float(self._in(sensor).kelvin)
+        t = float(self.query(f"KRDG? {sensor}", lambda: self._in(sensor).kelvin))
         if t <= 0 or not math.isfinite(t):
             with self.io(f"RDGST? {sensor}"):
                 status = int(self._in(sensor).reading_status)
             raise InstrumentError(f"{self.name} at {self.address}: sensor {sensor} fault "
                                   f"(KRDG? gave {t:g} K, RDGST? = {status})",
                                   role=self.name, address=self.address, last_command=f"KRDG? {sensor}")
+        if sensor == self.sample_input:
+            self.last_temperature = t
         return t
 
     @property

@@ -9,6 +9,7 @@ OVERFLOW = 9.0e37
 
 class Voltmeter(Role):
     role = "voltmeter"
+    last_voltage = None
 
     def setup(self) -> None:
         opts = self.config
@@ -24,8 +25,8 @@ class Voltmeter(Role):
 
     def read_voltage(self) -> float:
         """One reading (V); an overflow raises InstrumentError (never a 9.9e37 'value')."""
-        with self.io(":READ?"):
-            v = float(self.instrument.voltage)
+        v = float(self.query(":READ?", lambda: self.instrument.voltage))
+        self.last_voltage = v
         if abs(v) >= OVERFLOW:
             raise InstrumentError(f"{self.name} at {self.address}: overload (+9.9E37) on the taps",
                                   role=self.name, address=self.address, last_command=":READ?")

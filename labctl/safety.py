@@ -1,0 +1,206 @@
+"""Run-time safety: quench detection and declared interlocks.
+
+The guard is ticked by the procedures at every point and by the current source
+at every ramp step.  A quench (tap voltage above ``voltmeter.limits.quench_voltage``
+while current flows) ramps the current down at once at the emergency rate and
+stops the step; an interlock rule from the station file pauses or aborts the run.
+Every trip is logged, written into the step's CSV as a ``# EVENT`` comment line
+and recorded in the catalog by the runner.
+
+Interlock rules are small boolean expressions over live quantities, parsed
+with ``ast`` and evaluated without ``eval``::
+
+    [[interlocks]]
+    name = "warm while current flows"
+    when = "temperature > expected_tc - 0.3 and abs(current) > 1"
+    action = "pause"
+"""
+from __future__ import annotations
+
+import ast
+import logging
+import operator
+from dataclasses import dataclass
+
+from labctl.errors import ConfigError, InstrumentError, LabctlError
+
+log = logging.getLogger("labctl.safety")
+
+QUANTITIES = {
+    "temperature": "sample temperature (K)",
+    "current": "current-source setpoint (A)",
+    "voltage": "last tap voltage (V)",
+    "field": "last gaussmeter reading (T)",
+    "position": "stage position (mm)",
+}
+CONSTANTS = ("expected_tc", "working_temperature", "max_field", "quench_voltage")
+_OPS = {ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Lt: operator.lt, ast.LtE: operator.le,
+        ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+        ast.USub: operator.neg}
+
+
+class SafetyTrip(LabctlError):
+    """A quench or an interlock stopped the step (the current is already at zero)."""
+
+    def __init__(self, message: str, event: dict):
+        super().__init__(message)
+        self.event = event
+
+
+class QuenchDetected(SafetyTrip):
+    pass
+
+
+class InterlockTripped(SafetyTrip):
+    pass
+
+
+def compile_rule(text: str, where: str) -> ast.Expression:
+    """Parse and check an interlock expression; ConfigError names what is wrong."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as e:
+        raise ConfigError(f"{where}: {text!r} is not an expression ({e.msg})") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in QUANTITIES and node.id not in CONSTANTS and node.id != "abs":
+            raise ConfigError(f"{where}: unknown name {node.id!r}; use {', '.join([*QUANTITIES, *CONSTANTS])}")
+        allowed = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.Compare, ast.BinOp, ast.UnaryOp, ast.Name,
+                   ast.Load, ast.Constant, ast.Call, *_OPS)
+        if not isinstance(node, allowed):
+            raise ConfigError(f"{where}: {type(node).__name__} is not allowed in an interlock rule")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id == "abs"):
+            raise ConfigError(f"{where}: only abs(...) may be called in an interlock rule")
+    return tree
+
+
+def evaluate(tree: ast.Expression, values: dict) -> bool:
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.BoolOp):
+            results = [ev(v) for v in node.values]
+            return all(results) if isinstance(node.op, ast.And) else any(results)
+        if isinstance(node, ast.Compare):
+            left = ev(node.left)
+            for op, comp in zip(node.ops, node.comparators):
+                right = ev(comp)
+                if left is None or right is None or not _OPS[type(op)](left, right):
+                    return False
+                left = right
+            return True
+        if isinstance(node, ast.BinOp):
+            a, b = ev(node.left), ev(node.right)
+            return None if a is None or b is None else _OPS[type(node.op)](a, b)
+        if isinstance(node, ast.UnaryOp):
+            v = ev(node.operand)
+            return None if v is None else _OPS[type(node.op)](v)
+        if isinstance(node, ast.Call):
+            v = ev(node.args[0])
+            return None if v is None else abs(v)
+        if isinstance(node, ast.Name):
+            return values.get(node.id)
+        if isinstance(node, ast.Constant):
+            return node.value
+        raise ValueError(type(node).__name__)
+
+    return bool(ev(tree))
+
+
+@dataclass
+class Rule:
+    name: str
+    when: str
+    action: str
+    tree: ast.Expression
+
+
+class Guard:
+    """Checks quench and interlocks; ``tick()`` raises SafetyTrip after a safe ramp-down."""
+
+    def __init__(self, station, on_event=None):
+        self.station = station
+        self.on_event = on_event  # callback(event dict) -> None, set by the runner
+        self.control = None  # RunControl, for pause actions
+        cfg = station.config
+        self.quench_voltage = cfg.voltmeter.limits.quench_voltage
+        sample = cfg.sample
+        self.constants = {"quench_voltage": self.quench_voltage, "max_field": cfg.gaussmeter.limits.max_field,
+                          "expected_tc": sample.expected_tc if sample else None,
+                          "working_temperature": sample.working_temperature if sample else None}
+        self.rules = [Rule(r.name, r.when, r.action, compile_rule(r.when, f"interlocks[{k}].when"))
+                      for k, r in enumerate(cfg.interlocks)]
+        self.events: list[dict] = []
+        self.quench_detection = True
+        self._busy = False
+
+    def values(self, voltage: float | None = None) -> dict:
+        st = self.station
+        roles = st.roles
+        vals = dict(self.constants)
+        cs = roles.get("current_source")
+        vals["current"] = cs.setpoint if cs is not None else 0.0
+        vm = roles.get("voltmeter")
+        vals["voltage"] = voltage if voltage is not None else getattr(vm, "last_voltage", None)
+        gm = roles.get("gaussmeter")
+        vals["field"] = getattr(gm, "last_field", None)
+        tc = roles.get("temperature")
+        vals["temperature"] = getattr(tc, "last_temperature", None)
+        stage = roles.get("stage")
+        vals["position"] = getattr(stage, "last_position", None)
+        return vals
+
+    def tick(self, where: str = "") -> None:
+        """Read the tap voltage while current flows; trip on a quench or a rule."""
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            cs = self.station.roles.get("current_source")
+            vm = self.station.roles.get("voltmeter")
+            voltage = None
+            if self.quench_detection and cs is not None and vm is not None and abs(cs.setpoint) > 0:
+                try:
+                    voltage = vm.read_voltage()
+                except InstrumentError as e:
+                    if "overload" in str(e):  # an overloaded nanovoltmeter across the taps is a quench too
+                        voltage = float("inf")
+                    else:
+                        raise
+                if abs(voltage) > self.quench_voltage:
+                    self._trip(QuenchDetected, "quench", where, voltage=voltage, current=cs.setpoint,
+                               message=f"quench: tap voltage {voltage * 1e6:.1f} uV > {self.quench_voltage * 1e6:.1f} uV "
+                                       f"at {cs.setpoint:g} A; current ramped down at the emergency rate")
+            if self.rules:
+                temp = self.station.roles.get("temperature")
+                if temp is not None:
+                    temp.read()  # refresh last_temperature
+                vals = self.values(voltage)
+                for rule in self.rules:
+                    if evaluate(rule.tree, vals):
+                        self._trip(InterlockTripped, "interlock", where, rule=rule.name, action=rule.action,
+                                   values={k: vals[k] for k in QUANTITIES},
+                                   message=f"interlock '{rule.name}' ({rule.when}) tripped: {rule.action}")
+        finally:
+            self._busy = False
+
+    def _trip(self, exc_type, kind: str, where: str, message: str, **details) -> None:
+        st = self.station
+        event = {"event": kind, "where": where, "time": st.clock.now(), "message": message, **details}
+        action = details.get("action", "abort")
+        if action == "pause" and self.control is None:  # nobody to resume: abort instead
+            action = details["action"] = "abort (unattended)"
+        if kind == "quench" or action.startswith("abort"):
+            try:
+                st.safe_shutdown(message, emergency=True)
+            except LabctlError as e:
+                event["message"] += f"; shutdown failed: {e}"
+        log.error(message)
+        self.events.append(event)
+        if self.on_event:
+            self.on_event(event)
+        if kind == "interlock" and action == "pause":
+            from labctl.errors import Paused
+
+            self.control.pause()  # the checkpoint ramps the current down and waits for the user
+            raise Paused(message)  # leave the point now; it is measured again after resume
+        raise exc_type(message, event)
