@@ -84,7 +84,7 @@ def _sim_serve(args) -> int:
     truth = lab.world.describe()
     print(f"# sample {truth['sample']}, field model {truth['field_model']}, Tc {truth['tc']:g} K, "
           f"Ic({truth['working_temperature']:g} K) = {truth['ic_at_working_temperature']:.1f} A, "
-          f"speedup {args.speedup}", flush=True)
+          f"speedup {args.speedup}", file=sys.stderr, flush=True)
     print("ready", flush=True)
     try:
         while True:

@@ -219,3 +219,48 @@ def test_set_parsing_errors_name_the_parameter():
     overrides, options = parse_sets(["repeats=5", "protocol.scan=false"], list(STEPS))
     assert overrides == {"normal-control": {"repeats": "5"}, "radial-field": {"repeats": "5"}}
     assert options == {"scan": False}
+
+
+def test_protocol_file_sets_parameters(tmp_path):
+    proto = tmp_path / "p.toml"
+    proto.write_text('[protocol]\nscan = false\nfractions = "0.3,0.6"\n\n[radial-field]\nrepeats = 2\n'
+                     '\n[rt]\ncurrent = 3.0\n', encoding="utf-8")
+    res = cli("run", "protocol", "--protocol", str(proto), "--data-dir", str(tmp_path / "d"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    run_dir = Path(res.stdout.split()[-1])
+    state = json.loads((run_dir / "parameters.json").read_text())
+    assert "radial-scan" not in state["steps"]
+    assert state["steps"]["radial-field"]["parameters"]["repeats"] == 2
+    assert state["steps"]["rt"]["parameters"]["current"] == 3.0
+    df = read_rows(run_dir / "04-radial-field.csv")
+    assert df["Current (A)"][df["Current (A)"] > 0].nunique() == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[vi]\ncurrent_maxx = 3\n", encoding="utf-8")
+    res = cli("run", "protocol", "--protocol", str(bad), "--data-dir", str(tmp_path / "d"))
+    assert res.returncode == 2 and "current_maxx" in res.stderr and str(bad) in res.stderr
+
+
+def test_ctrl_c_pauses_then_second_ctrl_c_aborts_with_current_at_zero(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "labctl", "run", "vi", "--data-dir", str(tmp_path),
+                             "--quiet"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        csvs = list(tmp_path.glob("*/01-vi.csv"))
+        if csvs and len(csvs[0].read_text().splitlines()) > 30:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)  # pause at the next safe point
+    log = csvs[0].parent / "run.log"
+    while time.time() < deadline and "paused at a safe point" not in log.read_text():
+        time.sleep(0.01)
+    rows_paused = len(read_rows(csvs[0]))
+    time.sleep(0.3)
+    assert len(read_rows(csvs[0])) == rows_paused  # nothing measured while paused
+    proc.send_signal(signal.SIGINT)  # abort
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in err
+    text = log.read_text()
+    assert "ramped to 0 A" in text and "output off" in text
+    step = Catalog(tmp_path).get(f"{csvs[0].parent.name}/vi")
+    assert step["status"] == "aborted"
