@@ -264,3 +264,16 @@ def test_ctrl_c_pauses_then_second_ctrl_c_aborts_with_current_at_zero(tmp_path):
     assert "ramped to 0 A" in text and "output off" in text
     step = Catalog(tmp_path).get(f"{csvs[0].parent.name}/vi")
     assert step["status"] == "aborted"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_residual_voltage_drift_does_not_fake_a_trend(tmp_path, seed):
+    """Meissner Pb has no residual voltage: a drifting thermal EMF with ramp times that
+    grow with I must not show up as a significant slope (it did before the readings
+    were interpolated in time)."""
+    from labctl.analysis import analyze
+
+    station, state = run_plan(tmp_path, ["residual"], sets=["ic=430"], seed=seed)
+    drift = station.lab.world.imperfections.emf_drift
+    result = analyze(str(Path(state["path"]) / "01-residual.csv"), kind="residual")
+    assert result["p_two_sided"] > 0.01, (seed, drift, result["slope"], result["slope_err"])

@@ -41,26 +41,31 @@ class Voltmeter(Role):
 
     def reversal_voltage(self, source, amps: float, settle: float = 0.5, n: int = 1,
                          should_stop=None) -> dict:
-        """Voltage with thermal EMFs cancelled by current reversal.
+        """Tap voltage at ``amps`` with thermal EMFs *and their linear drift* cancelled.
 
-        Bipolar source: V = (V(+I) - V(-I)) / 2.  Unipolar source: V = V(I) - V(0)
-        (the zero-current reading is taken right after, bracketing the drift).
-        Leaves the source at ``amps``.
+        Three readings at t1 < t2 < t3: bipolar source +I, -I, +I; unipolar
+        source 0, I, 0.  The outer pair is interpolated linearly to t2, so an
+        offset drifting linearly in time cancels whatever the ramp times are:
+        bipolar V = (V+(t2) - V2) / 2, unipolar V = V2 - V0(t2).
+        ``v_plus`` is the reading (or interpolation) at +I, ``v_minus`` at -I or zero.
+        Leaves the source at zero (unipolar) or at +I (bipolar).
         """
-        source.ramp_to(amps, should_stop=should_stop)
-        self.clock.sleep(settle)
-        v_plus, _ = self.read_average(n)
-        if source.bipolar:
-            source.ramp_to(-amps, should_stop=should_stop)
+        def reading_at(current):
+            source.ramp_to(current, should_stop=should_stop)
             self.clock.sleep(settle)
-            v_minus, _ = self.read_average(n)
+            t0 = self.clock.now()
+            v = self.read_average(n)[0]
+            return v, 0.5 * (t0 + self.clock.now())
+
+        levels = (amps, -amps, amps) if source.bipolar else (0.0, amps, 0.0)
+        (v1, t1), (v2, t2), (v3, t3) = (reading_at(i) for i in levels)
+        outer = v1 + (v3 - v1) * ((t2 - t1) / (t3 - t1) if t3 > t1 else 0.5)
+        if source.bipolar:
+            v_plus, v_minus = outer, v2
             voltage = (v_plus - v_minus) / 2
         else:
-            source.ramp_to(0.0, should_stop=should_stop)
-            self.clock.sleep(settle)
-            v_minus, _ = self.read_average(n)
+            v_plus, v_minus = v2, outer
             voltage = v_plus - v_minus
-        source.ramp_to(amps, should_stop=should_stop)
         return {"voltage": voltage, "v_plus": v_plus, "v_minus": v_minus}
 
     def state(self) -> dict:
