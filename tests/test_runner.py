@@ -3,6 +3,7 @@ crash (SIGKILL) and resume, and the protocol recovering the virtual lab's truth.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -277,3 +278,42 @@ def test_residual_voltage_drift_does_not_fake_a_trend(tmp_path, seed):
     drift = station.lab.world.imperfections.emf_drift
     result = analyze(str(Path(state["path"]) / "01-residual.csv"), kind="residual")
     assert result["p_two_sided"] > 0.01, (seed, drift, result["slope"], result["slope_err"])
+
+
+def test_bipolar_source_measures_both_polarities(tmp_path):
+    """With a bipolar current source (a 6221) the radial field is read at +I and -I and
+    the analysis removes the Hall offset as (B+ - B-)/2."""
+    from labctl.analysis import analyze
+    from labctl.config import load_station
+
+    text = (REPO / "labctl" / "stations" / "sim.toml").read_text()
+    head, rest = text.split("[current_source]", 1)
+    rest = rest[rest.index("[voltmeter]"):]
+    station_file = tmp_path / "bipolar.toml"
+    station_file.write_text(head + """[current_source]
+driver = "keithley6221"
+address = "TCPIP0::127.0.0.1::5605::SOCKET"
+read_termination = "\\n"
+write_termination = "\\n"
+[current_source.limits]
+max_current = 0.1
+max_ramp_rate = 1.0
+ramp_step = 0.01
+compliance_voltage = 10.0
+
+""" + rest)
+    station = Station(load_station(station_file, sim_overrides={"sample": "Nb", "field_model": "uniform", "seed": 3}))
+    runner = Runner(station, Catalog(tmp_path))
+    plan = Plan(["radial-field"], {"radial-field": {"current_mode": "A", "currents": "0.05,0.1", "repeats": "2",
+                                                   "averages": "20"}}, {})
+    with station.session():
+        state = execute(station, plan, tmp_path, runner)
+    assert state["status"] == "completed", state.get("reason")
+    df = read_rows(Path(state["path"]) / "01-radial-field.csv")
+    assert set(df["Polarity"]) == {-1, 0, 1}
+    result = analyze(str(Path(state["path"]) / "01-radial-field.csv"), kind="radial-field")
+    outer = result["outer_check"]["per_current"][-1]
+    # B(R) = mu0 I / 2 pi R = 2 uT at 0.1 A, seen through the probe's misalignment cos(theta)
+    cos_t = math.cos(station.lab.world.imperfections.misalignment)
+    assert outer["measured"] == pytest.approx(2e-6 * cos_t, abs=4 * outer["measured_err"] + 2e-8)
+    assert station.lab.world.current == 0.0
