@@ -85,7 +85,7 @@ def bench(request):
         # real sockets on ephemeral loopback ports, not the lab's nominal 5600-5605
         assert all(r.startswith("TCPIP0::127.0.0.1::") for r in server.resources.values())
         assert {int(r.split("::")[2]) for r in server.resources.values()}.isdisjoint(set(lab.ports.values()))
-        b = Bench(lab, server.resources, "@py", timeout=1000)
+        b = Bench(lab, server.resources, "@py", timeout=5000)
         yield b
         b.close()
         # stop the six servers in parallel (each shutdown waits for one 0.1 s poll), then close them
