@@ -38,18 +38,22 @@ class Material:
     notes: str = field(default="", compare=False)
 
     # --- critical parameters ------------------------------------------------
+    def _soft(self, x: float, slope: float) -> float:
+        """max(x, 0) smoothed over the transition width: the sample's local Tc is
+        spread over ``transition_width``, so its critical parameters vanish smoothly
+        around Tc instead of at exactly Tc (x is a reduced distance below Tc whose
+        derivative with respect to T at Tc is -slope / Tc)."""
+        w = slope * self.transition_width / (2.2 * self.tc)
+        return w * float(np.logaddexp(0.0, x / w))
+
     def hc(self, t: float) -> float:
-        """H_c(T) in A/m."""
-        if t >= self.tc:
-            return 0.0
-        return self.bc0 / MU0 * (1.0 - (t / self.tc) ** 2)
+        """H_c(T) = H_c0 (1 - (T/Tc)^2) in A/m (smoothed over the transition width)."""
+        return self.bc0 / MU0 * self._soft(1.0 - (t / self.tc) ** 2, 2.0)
 
     def critical_current(self, t: float, radius: float) -> float:
         """DC critical current of a solid cylinder of this radius at T (A)."""
-        if t >= self.tc:
-            return 0.0
         if self.type_ii:
-            return self.jc0 * (1.0 - t / self.tc) ** 1.5 * math.pi * radius**2
+            return self.jc0 * self._soft(1.0 - t / self.tc, 1.0) ** 1.5 * math.pi * radius**2
         return 2 * math.pi * radius * self.hc(t)
 
     # --- normal state -------------------------------------------------------

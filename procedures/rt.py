@@ -19,7 +19,7 @@ class ResistanceVsTemperature(StationProcedure):
     fine_window = FloatParameter("Fine-step window", units="K", minimum=0, maximum=100, default=0.6)
     fine_step = FloatParameter("Fine step", units="K", minimum=1e-4, maximum=10, default=0.01)
     coarse_step = FloatParameter("Coarse step", units="K", minimum=1e-3, maximum=50, default=0.1)
-    current = FloatParameter("Measurement current", units="A", minimum=1e-6, maximum=1000, default=2.0)
+    current = FloatParameter("Measurement current", units="A", minimum=1e-6, maximum=1000, default=0.5)
     sweeps = ListParameter("Sweeps", choices=["cooling", "warming", "cooling+warming"], default="cooling+warming")
     ramp_rate = FloatParameter("Setpoint ramp", units="K/min", minimum=0.01, maximum=100, default=2.0)
     tolerance = FloatParameter("Stability tolerance", units="K", minimum=1e-4, maximum=10, default=0.005)

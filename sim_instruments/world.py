@@ -262,7 +262,7 @@ class World:
             frac_sc = s.material.superconducting_fraction(t)  # broadened transition (inhomogeneity)
             v = i * r_n * (1.0 - frac_sc)
             ic = s.critical_current(t)
-            if i and ic > 0 and frac_sc > 0:
+            if i and ic > 0 and frac_sc > 1e-12:
                 if not s.material.type_ii and abs(i) > ic:
                     # type I above Silsbee: intermediate state, R/R_n = (1 + sqrt(1 - (Ic/I)^2)) / 2
                     v += frac_sc * i * r_n * 0.5 * (1.0 + math.sqrt(1.0 - (ic / i) ** 2))
@@ -270,7 +270,8 @@ class World:
                     v += frac_sc * math.copysign(s.material.ec_voltage(i, t, s.radius, s.tap_spacing), i)
             if abs(v) >= abs(i * r_n):
                 v = i * r_n
-                if s.material.type_ii and t < s.material.tc and abs(i) > 1.5 * ic:
+                deep = t < s.material.tc - 3 * s.material.transition_width  # not within the transition
+                if s.material.type_ii and deep and abs(i) > 1.5 * ic:
                     self.normal_latched = True  # flux-flow heating runs away: a real quench
             return v
 
