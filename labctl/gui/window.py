@@ -1,0 +1,631 @@
+"""The main window of ``labctl gui``.
+
+Threads: the GUI thread draws and handles clicks; a :class:`StationWorker`
+thread owns the station connection and polls the readings; a
+:class:`RunWorker` thread executes one queued run at a time through
+:func:`labctl.protocol.execute` (the CLI's engine, with the same pause/abort
+semantics); a :class:`ReplayWorker` thread replays recorded runs.  Rows reach
+the GUI through a deque drained by a 30 Hz redraw timer.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from pymeasure.display.widgets import LogWidget
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from labctl.gui.bridge import StreamBridge
+from labctl.gui.browser import RunBrowser
+from labctl.gui.plots import PLOT_TITLES, LivePlots, guess_kind
+from labctl.gui.runpanel import RunPanel
+from labctl.gui.station_panel import StationPanel, StationWorker
+from labctl.gui.workers import Job, ReplayWorker, RunWorker, submit
+from labctl.runner import RunControl
+from labctl.stream import LiveStream
+
+log = logging.getLogger("labctl.gui")
+
+
+class LogPanel(LogWidget):
+    """pymeasure's log widget, with its blink timer per instance (the stock one is shared by the class)."""
+
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    datefmt = "%H:%M:%S"
+
+    def __init__(self, name="Log", parent=None):
+        super().__init__(name, parent)
+        try:
+            LogWidget._blink_qtimer.timeout.disconnect(self._blink)
+        except (TypeError, RuntimeError):
+            pass
+        self._blink_qtimer = QtCore.QTimer(self)
+        self._blink_qtimer.timeout.connect(self._blink)
+        self.view.setMaximumBlockCount(5000)
+        self.view.setFont(QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont))
+        self.handler.setLevel(logging.INFO)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """``MainWindow(station=None, data_dir=None)``: None = the built-in virtual lab, in-process."""
+
+    REDRAW_HZ = 30
+
+    def __init__(self, station=None, data_dir: str | Path | None = None, poll_ms: int = 400, parent=None):
+        super().__init__(parent)
+        if station is None:
+            from labctl.station import Station
+
+            station = Station.from_file(None)
+        self.station = station
+        self.data_dir = Path(data_dir or station.config.station.data_dir)
+        self.setWindowTitle(f"labctl — {station.config.station.name}")
+        self.control = RunControl()
+        self.stream = LiveStream()
+        self.replay_stream = LiveStream()
+        self.bridge = StreamBridge()
+        self.stream.subscribe(self.bridge.subscriber("run"))
+        self.replay_stream.subscribe(self.bridge.subscriber("replay"))
+        self.worker: RunWorker | None = None
+        self.replayer: ReplayWorker | None = None
+        self.current_job: Job | None = None
+        self.last_result: dict | None = None
+        self.last_replay: dict | None = None
+        self.step_status: dict[str, str] = {}
+        self.step_rows: dict[str, int] = {}
+        self.current_step: str | None = None
+        self.step_total = 0
+        self.step_index = 0
+        self._step_t0 = 0.0
+        self._percent = 0.0
+        self._close_after_run = False
+        self._force_close = False
+        self._shut_down = False
+        self.analysis_text = ""
+
+        self._build_ui()
+        self._build_menus()
+        self._attach_log()
+
+        # the station's own thread: connect, identify, poll, and finally shut down safely
+        self.station_thread = QtCore.QThread(self)
+        self.station_worker = StationWorker(station, poll_ms)
+        self.station_worker.moveToThread(self.station_thread)
+        self.station_thread.started.connect(self.station_worker.start)
+        self.station_worker.connected.connect(self._on_connected)
+        self.station_worker.readings.connect(self.station_panel.on_readings)
+        self.station_worker.readings.connect(lambda _d: self._update_state())
+        self.station_worker.stopped.connect(self._on_station_stopped)
+        self._stop_station.connect(self.station_worker.stop)
+        self.station_thread.start()
+
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(int(1000 / self.REDRAW_HZ))
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+        self.browser.refresh()
+        self._refresh_derived()
+
+    _stop_station = QtCore.pyqtSignal()
+
+    # ------------------------------------------------------------------ layout
+    def _build_ui(self) -> None:
+        self.station_panel = StationPanel(self.station)
+        self.run_panel = RunPanel(self.station)
+        left = QtWidgets.QWidget()
+        ll = QtWidgets.QVBoxLayout(left)
+        ll.setContentsMargins(4, 4, 4, 4)
+        ll.addWidget(self.station_panel)
+        ll.addWidget(self.run_panel, 1)
+        left.setMinimumWidth(430)
+        left.setMaximumWidth(560)
+
+        self.plots = LivePlots()
+        live = QtWidgets.QWidget()
+        lv = QtWidgets.QVBoxLayout(live)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.setSpacing(2)
+        bar = QtWidgets.QHBoxLayout()
+        bar.setContentsMargins(6, 2, 6, 0)
+        bar.addWidget(QtWidgets.QLabel("Models on B(r):"))
+        self.model_boxes: dict[str, QtWidgets.QCheckBox] = {}
+        for name in ("uniform", "linear-j", "meissner", "bean", "intermediate"):
+            box = QtWidgets.QCheckBox(name)
+            box.setChecked(self.plots.shown_models[name])
+            box.toggled.connect(lambda on, n=name: self.plots.set_models(**{n: on}))
+            self.model_boxes[name] = box
+            bar.addWidget(box)
+        bar.addStretch(1)
+        self.clear_on_run = QtWidgets.QCheckBox("Clear plots for each new run")
+        self.clear_on_run.setChecked(True)
+        bar.addWidget(self.clear_on_run)
+        clear = QtWidgets.QPushButton("Clear plots")
+        clear.clicked.connect(self.plots.clear)
+        export = QtWidgets.QPushButton("Export PNG…")
+        export.clicked.connect(self.export_plots_dialog)
+        bar.addWidget(clear)
+        bar.addWidget(export)
+        lv.addLayout(bar)
+        lv.addWidget(self.plots, 1)
+
+        self.browser = RunBrowser(self.data_dir)
+        self.browser.plot_requested.connect(self.open_run)
+        self.browser.analyse_requested.connect(self.analyse)
+        self.browser.replay_requested.connect(self.replay)
+        self.browser.stop_replay_requested.connect(self.stop_replay)
+        self.browser.report_requested.connect(self.make_report)
+
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.addTab(live, "Live plots")
+        self.tabs.addTab(self.browser, "Run browser")
+
+        self.bottom = QtWidgets.QTabWidget()
+        self.log_panel = LogPanel("Log")
+        self.bottom.addTab(self.log_panel, "Log")
+
+        right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        right.addWidget(self.tabs)
+        right.addWidget(self.bottom)
+        right.setStretchFactor(0, 5)
+        right.setStretchFactor(1, 1)
+        right.setSizes([800, 150])
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setSizes([440, 1160])
+        self.setCentralWidget(split)
+
+        sb = self.statusBar()
+        self.status_state = QtWidgets.QLabel("idle")
+        self.status_step = QtWidgets.QLabel("")
+        self.status_progress = QtWidgets.QProgressBar()
+        self.status_progress.setRange(0, 1000)
+        self.status_progress.setFixedWidth(220)
+        self.status_progress.setFormat("%p %")
+        self.status_rows = QtWidgets.QLabel("")
+        self.status_eta = QtWidgets.QLabel("")
+        self.status_state.setMinimumWidth(160)
+        for w in (self.status_state, self.status_step):
+            sb.addWidget(w)
+            w.setStyleSheet("padding: 0 10px; border-right: 1px solid #bbb;")
+        sb.addPermanentWidget(self.status_rows)
+        sb.addPermanentWidget(self.status_progress)
+        sb.addPermanentWidget(self.status_eta)
+
+        rp = self.run_panel
+        rp.start_requested.connect(self.start)
+        rp.pause_requested.connect(self.pause)
+        rp.resume_requested.connect(self.resume)
+        rp.abort_requested.connect(self.abort)
+
+    def _build_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        act = m.addAction("Open run folder…")
+        act.triggered.connect(self._open_folder_dialog)
+        act = m.addAction("Export all plots as PNG…")
+        act.triggered.connect(self.export_plots_dialog)
+        m.addSeparator()
+        act = m.addAction("Quit")
+        act.setShortcut(QtGui.QKeySequence.StandardKey.Quit)
+        act.triggered.connect(self.close)
+        pm = self.menuBar().addMenu("&Plots")
+        for name, title in PLOT_TITLES.items():
+            act = pm.addAction(f"Save “{title}” as PNG…")
+            act.triggered.connect(lambda _c=False, n=name: self._export_one_dialog(n))
+        rm = self.menuBar().addMenu("&Run")
+        for text, slot in (("Start", self.start), ("Pause", self.pause), ("Resume", self.resume),
+                           ("Abort", self.abort)):
+            rm.addAction(text).triggered.connect(slot)
+
+    def _attach_log(self) -> None:
+        self._log_handler = self.log_panel.handler
+        logger = logging.getLogger("labctl")
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+        logger.addHandler(self._log_handler)
+
+    # ------------------------------------------------------------------ station
+    def _on_connected(self, info: dict) -> None:
+        self.station_panel.on_connected(info)
+        bad = [r for r, e in info.items() if not r.startswith("_") and e.get("error")]
+        self.run_panel.connected = not bad
+        if bad:
+            self.run_panel.set_state("idle", f"Station incomplete: {', '.join(bad)} not answering — runs disabled")
+            log.error("station: %s not answering", ", ".join(bad))
+        else:
+            log.info("station connected: %s", info.get("_sim") or self.station.config.station.name)
+        self.run_panel.revalidate_all()
+        self.run_panel._update_buttons()
+
+    def _on_station_stopped(self, actions: list) -> None:
+        for a in actions:
+            log.info("GUI closed: %s", a)
+
+    @property
+    def connected(self) -> bool:
+        return self.run_panel.connected
+
+    # ------------------------------------------------------------------ runs
+    def run_active(self) -> bool:
+        return self.worker is not None  # cleared once the run's end has been handled
+
+    def start(self) -> bool:
+        """Start the next queued run (if none is running)."""
+        if self.run_active() or not self.connected:
+            return False
+        job = self.run_panel.next_job()
+        if job is None:
+            return False
+        if self.replayer is not None and self.replayer.isRunning():
+            self.stop_replay()
+        self.control = RunControl()
+        self.control.on_pause = lambda msg: self.bridge.put("run", "paused", msg)
+        job.status = "running"
+        self.current_job = job
+        self.run_panel.refresh_queue()
+        if self.clear_on_run.isChecked():
+            self.plots.clear()
+        self.step_status.clear()
+        self.step_rows.clear()
+        self.current_step = None
+        plan = job.plan()
+        self.step_total = len([s for s in plan.steps if s != "radial-scan" or plan.options.get("scan", True)])
+        self.step_index = 0
+        self.worker = RunWorker(self.station, self.data_dir, job, self.stream, self.control, self)
+        self.worker.finished_run.connect(self._on_run_finished)
+        self.station_worker.run_active = True
+        self.run_panel.set_state("running", f"Running {job.kind} — starting…")
+        log.info("starting %s", job.describe())
+        self.worker.start()
+        self.tabs.setCurrentIndex(0)
+        return True
+
+    def pause(self) -> None:
+        if self.run_active() and self.run_panel.state == "running":
+            self.control.pause()
+            log.info("pause requested: the current is ramped to zero at the next safe point")
+            self._update_state()
+
+    def resume(self) -> None:
+        if self.run_active() and self.run_panel.state in ("pausing", "paused"):
+            self.control.resume()
+            log.info("resume requested")
+            self.run_panel.set_state("running", f"Running {self.current_step or ''}")
+            self._update_state()
+
+    def abort(self) -> None:
+        if self.run_active():
+            self.control.abort()
+            log.warning("abort requested: ramping the current to zero")
+            self._update_state()
+
+    def _on_run_finished(self, final: dict) -> None:
+        self.tick()  # the last rows and step events
+        job = self.current_job
+        self.last_result = final
+        if job is not None:
+            job.status = final.get("status", "failed")
+            job.result = final
+        self.station_worker.run_active = False
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.wait(5000)
+        self.run_panel.refresh_queue()
+        status = final.get("status")
+        msg = f"run {final.get('id') or job.kind if job else ''} {status}" + (
+            f": {final.get('reason')}" if final.get("reason") else "")
+        (log.info if status == "completed" else log.warning)(msg)
+        self.run_panel.set_state("idle", f"Last run {status}" + (f" — {final.get('reason')}" if final.get("reason")
+                                                                  else "") + ". Current at 0 A, output off.")
+        self.status_state.setText(f"last run {status}")
+        self.browser.refresh()
+        self._refresh_derived()
+        if self._close_after_run:
+            QtCore.QTimer.singleShot(0, self.close)
+            return
+        if status == "completed" and self.run_panel.next_job() is not None:
+            QtCore.QTimer.singleShot(0, self.start)
+
+    def _refresh_derived(self) -> None:
+        from labctl.catalog import Catalog
+        from labctl.protocol import latest_results
+
+        if not (self.data_dir / Catalog.FILENAME).exists():
+            return
+
+        def done(derived, error):
+            if error is None and derived and not self._shut_down:
+                self.run_panel.apply_derived(derived)
+
+        submit(lambda: latest_results(Catalog(self.data_dir)), on_done=done)
+
+    def _update_state(self) -> None:
+        """The banner: running / pausing (current ramping to zero) / paused (current at 0 A) / aborting."""
+        if self._shut_down:
+            return
+        rp = self.run_panel
+        current = self.station_panel.current()
+        cur = f"I = {current:.3g} A" if isinstance(current, (int, float)) else ""
+        if self.run_active():
+            step = self.current_step or (self.current_job.kind if self.current_job else "")
+            if self.control.aborted:
+                rp.set_state("aborting", f"Aborting — current is ramping to zero ({cur})")
+                self.status_state.setText("aborting")
+            elif self.control.paused.is_set():
+                at_zero = current is None or abs(current) < 1e-3
+                rp.set_state("paused", ("Paused — current at 0 A, output off. Resume or Abort." if at_zero
+                                        else f"Paused — current ramping to zero ({cur})"))
+                self.status_state.setText("paused, current at 0 A" if at_zero else "paused, ramping down")
+            elif self.control.pause_requested:
+                rp.set_state("pausing", f"Pausing — current is ramping to zero at the next safe point ({cur})")
+                self.status_state.setText("pausing")
+            else:
+                rows = self.step_rows.get(self.current_step, 0) if self.current_step else 0
+                rp.set_state("running", f"Running {step} — {rows} rows ({cur})")
+                self.status_state.setText("running")
+        elif self.replayer is not None and self.replayer.isRunning():
+            rp.set_state("replay", f"Replaying {Path(str(self.replayer.path)).name}")
+            self.status_state.setText("replaying")
+
+    # ------------------------------------------------------------------ the stream
+    def tick(self) -> None:
+        """Drain the stream, feed the plots, redraw dirty curves, update the status line."""
+        if self._shut_down:
+            return
+        events = self.bridge.drain()
+        pending: dict[str, list] = {}
+
+        def flush(step: str | None = None):
+            for s in ([step] if step else list(pending)):
+                rows = pending.pop(s, None)
+                if rows:
+                    self.plots.add_rows(s, rows)
+
+        for source, topic, payload in events:
+            if topic == "row":
+                step = payload.get("step")
+                pending.setdefault(step, []).append(payload.get("row", {}))
+                self.step_rows[step] = self.step_rows.get(step, 0) + 1
+            elif topic == "step":
+                step = payload.get("step")
+                flush(step)
+                status = payload.get("status")
+                if status == "running":
+                    self.plots.begin_step(step, payload.get("kind") or guess_kind(step, []), payload.get("path"))
+                    self.current_step = step
+                    self.step_index += 1
+                    self._step_t0 = time.monotonic()
+                    self._percent = 0.0
+                    self.step_rows.setdefault(step, 0)
+                    self.step_status[step] = "running"
+                else:
+                    self.plots.end_step(step)
+                    self.step_status[step] = status
+                    if status not in ("completed",) and payload.get("reason"):
+                        log.warning("step %s %s: %s", step, status, payload.get("reason"))
+            elif topic == "progress":
+                self._percent = float(payload.get("percent") or 0.0)
+            elif topic == "event":
+                log.warning("safety event in %s: %s", payload.get("step"),
+                            payload.get("message") or payload.get("kind") or payload)
+            elif topic == "paused":
+                log.info("%s", payload)
+        flush()
+        self.plots.redraw()
+        if events or self.run_active():
+            self._update_status_bar()
+            self._update_state()
+
+    def _update_status_bar(self) -> None:
+        step = self.current_step
+        if step:
+            k = f" ({self.step_index}/{self.step_total})" if self.step_total > 1 else ""
+            self.status_step.setText(f"step {step}{k}")
+        self.status_progress.setValue(int(10 * self._percent))
+        self.status_rows.setText(f"{self.step_rows.get(step, 0)} rows" if step else "")
+        p = self._percent
+        if step and 0 < p < 100 and self.run_active():
+            elapsed = time.monotonic() - self._step_t0
+            eta = elapsed * (100 - p) / p
+            self.status_eta.setText(f"ETA {_hms(eta)}")
+        else:
+            self.status_eta.setText("")
+
+    # ------------------------------------------------------------------ browser
+    def open_run(self, path: str) -> None:
+        """Plot a recorded run (folder or file); loading runs on a pool thread."""
+        from labctl.analysis import load, load_run
+
+        p = Path(path)
+
+        def work():
+            if p.is_dir():
+                return [(name, ds) for name, ds in load_run(p).steps]
+            return [(p.name, load(p))]
+
+        def done(steps, error):
+            if error is not None:
+                log.error("cannot plot %s: %s", path, error)
+                return
+            self.plot_datasets(steps)
+            log.info("plotted %s", path)
+
+        submit(work, on_done=done)
+
+    def plot_datasets(self, steps: list) -> None:
+        self.plots.clear()
+        for name, ds in steps:
+            if isinstance(ds, Exception) or not hasattr(ds, "frame"):
+                log.warning("%s: %s", name, ds)
+                continue
+            kind = guess_kind(name, ds.frame.columns) or ds.kind
+            try:
+                radius = ds.parameter("Sample radius", "length")
+            except Exception:
+                radius = None
+            cols = {}
+            for c in ds.frame.columns:
+                s = ds.frame[c]
+                if s.dtype == object or str(s.dtype).startswith(("string", "str")):
+                    cols[c] = s.astype(object).to_numpy()
+                else:
+                    cols[c] = s.to_numpy(dtype=float, na_value=np.nan)
+            self.plots.begin_step(name, kind, radius=radius)
+            self.plots.add_columns(name, cols, kind)
+            self.plots.end_step(name)
+        self.plots.redraw(force=True)
+        self.opened = [name for name, _ in steps]
+        self.tabs.setCurrentIndex(0)
+
+    def analyse(self, path: str) -> None:
+        from labctl.analysis import analyze, summary_text
+
+        def done(text, error):
+            if error is not None:
+                text = f"analysis failed: {error}"
+            self.analysis_text = text
+            self.browser.summary.setPlainText(text)
+
+        submit(lambda: summary_text(analyze(path)), on_done=done)
+
+    def make_report(self, path: str) -> None:
+        def work():
+            from labctl.report import build_report
+
+            return build_report(path)
+
+        def done(result, error):
+            if error is not None:
+                log.error("report of %s failed: %s", path, error)
+            else:
+                log.info("report written: %s", getattr(result, "path", result))
+            self.browser._on_select()
+
+        submit(work, on_done=done)
+
+    def replay(self, path: str, speed: float | None = None) -> bool:
+        """Replay a recorded run into the live plots (speed: 1, 10, ... or None = max)."""
+        if self.run_active():
+            log.warning("a run is in progress: replay refused")
+            return False
+        if self.replayer is not None and self.replayer.isRunning():
+            self.stop_replay()
+        self.plots.clear()
+        self.step_status.clear()
+        self.step_rows.clear()
+        self.step_total = 0
+        self.step_index = 0
+        self.replayer = ReplayWorker(path, self.replay_stream, speed, self)
+        self.replayer.finished_replay.connect(self._on_replay_finished)
+        self.browser.set_replaying(True)
+        rate = "max" if speed is None else f"{speed:g}×"
+        self.run_panel.set_state("replay", f"Replaying {Path(path).name} at {rate}")
+        self.replayer.start()
+        self.tabs.setCurrentIndex(0)
+        log.info("replaying %s at %s", path, "max speed" if speed is None else f"{speed:g}×")
+        return True
+
+    def stop_replay(self) -> None:
+        if self.replayer is not None:
+            self.replayer.stop()
+            self.replayer.wait(5000)
+
+    def _on_replay_finished(self, result: dict) -> None:
+        self.tick()
+        self.plots.redraw(force=True)
+        self.last_replay = result
+        self.browser.set_replaying(False)
+        text = f"Replay {result.get('status')} ({result.get('rows', 0)} rows)"
+        if result.get("reason"):
+            text += f": {result['reason']}"
+            log.error("%s", text)
+        else:
+            log.info("%s", text)
+        if not self.run_active():
+            self.run_panel.set_state("idle", text)
+
+    # ------------------------------------------------------------------ export / dialogs
+    def export_plots_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export all plots as PNG into…", str(Path.cwd()))
+        if folder:
+            paths = self.plots.export_all(folder)
+            log.info("exported %d plots to %s", len(paths), folder)
+
+    def _export_one_dialog(self, name: str) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, f"Save {PLOT_TITLES[name]}", f"{name}.png",
+                                                        "PNG image (*.png)")
+        if path:
+            self.plots.export_png(name, path)
+            log.info("saved %s", path)
+
+    def _open_folder_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a run folder", str(self.data_dir))
+        if folder:
+            self.open_run(folder)
+
+    def confirm_close(self) -> bool:
+        answer = QtWidgets.QMessageBox.question(
+            self, "A run is in progress",
+            "A run is in progress.\n\nAbort it (the current is ramped to zero and the output turned off) "
+            "and close the window?",
+            QtWidgets.QMessageBox.StandardButton.Yes | QtWidgets.QMessageBox.StandardButton.No,
+            QtWidgets.QMessageBox.StandardButton.No)
+        return answer == QtWidgets.QMessageBox.StandardButton.Yes
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        if self._shut_down:
+            event.accept()
+            return
+        if self.run_active():
+            if self._close_after_run:  # already aborting: keep waiting for the safe end
+                event.ignore()
+                return
+            if not self._force_close and not self.confirm_close():
+                event.ignore()
+                return
+            self._close_after_run = True
+            log.warning("window closing: aborting the run (current ramped to zero first)")
+            self.control.abort()
+            self._update_state()
+            event.ignore()  # closes itself when the run has ended safely
+            return
+        self.shutdown()
+        event.accept()
+
+    def terminate(self, reason: str = "terminated") -> None:
+        """SIGTERM / Ctrl-C in the terminal: abort any run safely (no question asked), then close."""
+        log.warning("%s: closing the window (a run in progress is aborted, current ramped to zero)", reason)
+        self._force_close = True
+        self.close()
+
+    def shutdown(self) -> None:
+        """Stop the replay and the poller; the station is ramped down, turned off and closed in its thread."""
+        if self._shut_down:
+            return
+        if self.run_active():
+            self.control.abort()
+            self.worker.wait(60000)
+        self.stop_replay()
+        self.timer.stop()
+        if self.station_thread.isRunning():
+            self._stop_station.emit()
+            if not self.station_thread.wait(30000):
+                log.critical("the station thread did not stop")
+        self._shut_down = True
+        logging.getLogger("labctl").removeHandler(self._log_handler)
+        QtCore.QThreadPool.globalInstance().waitForDone(10000)
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "—"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
