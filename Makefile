@@ -19,5 +19,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+bench: $(STAMP)
+	$(BIN)/labctl bench
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -218,6 +218,10 @@ def _is_data_like(fields: list[str], delim: str | None) -> bool:
 def _choose_delimiter(lines: list[str]) -> tuple[str | None, int]:
     """Pick the delimiter under which the lines look most like a numeric table."""
     sample = lines[:300] + lines[-100:] if len(lines) > 400 else lines
+    return _delimiter_from_sample(sample)
+
+
+def _delimiter_from_sample(sample: list[str]) -> tuple[str | None, int]:
     best = (None, 1, -math.inf)
     for delim in _DELIMS:
         split = [_split(s, delim) for s in sample]
@@ -340,6 +344,8 @@ def _canonical_base(base: str) -> str | None:
 
 
 def _numeric_column(cells: pd.Series, decimal_comma: bool) -> tuple[pd.Series, bool]:
+    if cells.dtype.kind == "f":  # parsed by the fast path: every cell was a number
+        return cells.where(~(cells.abs() >= OVERLOAD), np.inf), True
     s = cells.astype(str).str.strip().str.strip('"')
     if decimal_comma:
         s = s.where(~s.str.match(_DEC_COMMA), s.str.replace(",", ".", regex=False))
@@ -366,7 +372,7 @@ def _find_source(source: str, raw_names: list[str]) -> int | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _convert_columns(raw: pd.DataFrame, raw_names: list[str], mapping: dict[str, str],
+def _convert_columns(raw: pd.DataFrame | list[pd.Series], raw_names: list[str], mapping: dict[str, str],
                      decimal_comma: bool, where: str, warnings: list[str]):
     """Name, convert to SI and type every column.  Returns (frame, source_columns, notes)."""
     out: dict[str, pd.Series] = {}
@@ -397,7 +403,7 @@ def _convert_columns(raw: pd.DataFrame, raw_names: list[str], mapping: dict[str,
         sources[name] = src
 
     for i, rawname in enumerate(raw_names):
-        cells = raw.iloc[:, i]
+        cells = raw[i] if isinstance(raw, list) else raw.iloc[:, i]
         num, is_numeric = _numeric_column(cells, decimal_comma)
         if i in targets_for:
             target = targets_for[i]
@@ -533,6 +539,136 @@ def detect_kind(frame: pd.DataFrame) -> str | None:
 
 
 # ---------------------------------------------------------------------------
+# fast path for large, clean comma-separated tables (pymeasure files)
+# ---------------------------------------------------------------------------
+FAST_TABLES = True  # tests switch it off to compare with the general path
+_FAST_MIN_CHARS = 1 << 20  # bytes; below ~1 MB the general path is fast enough
+_FAST_HEAD = 256 * 1024  # bytes searched for the header and the start of the table
+_FAST_TAIL = 64 * 1024  # bytes giving the last 100 lines (delimiter sample)
+# Bytes that would make the general path split or strip a data line differently
+# from pandas' C tokenizer: white space other than line ends, quotes, comments, NUL.
+_FAST_FORBIDDEN = (b" ", b"\t", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f", b'"', b"#", b"\x00")
+
+
+@dataclass
+class _FastTable:
+    comments: list[str]  # every comment line (all lie before the table)
+    content: list[str]  # the content lines before the table (preamble, header row)
+    delim: str
+    m: int
+    start: int  # index of the first data line in the content lines
+    columns: list[pd.Series]  # the data columns: float64, or object of non-empty text
+
+
+def _fast_table(raw: bytes, delimiter: str | None) -> _FastTable | None:
+    """The table of a large comma-separated file parsed by pandas' C reader, or None.
+
+    Taken only when the result is provably what the general path gives: the head
+    decodes as UTF-8 and everything from the first data line on is ASCII (so the
+    file is UTF-8, as ``_decode`` finds); the delimiter, the column count and the
+    start of the table are found exactly as there, from the same sample lines;
+    from the first data line on there is no white space other than line ends, no
+    quote, no '#' and no NUL, so splitting on commas is what ``_split`` does and no
+    line is a comment; every row has the same number of non-empty cells; the
+    numbers pandas parses equal those of ``pd.to_numeric``, and cells it leaves as
+    text go through ``_numeric_column`` as in the general path.  Else: None.
+    """
+    if len(raw) < _FAST_MIN_CHARS or delimiter not in (None, ",") or b"\x00" in raw[:4096]:
+        return None
+    head_end = raw.rfind(b"\n", 0, _FAST_HEAD) + 1  # '\n' never occurs inside a UTF-8 sequence
+    tail_start = raw.find(b"\n", max(len(raw) - _FAST_TAIL, head_end)) + 1
+    if head_end == 0 or tail_start == 0 or tail_start <= head_end:
+        return None  # the head and the tail windows must not overlap
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        head = raw[bom:head_end].decode("utf-8")
+        tail_text = raw[tail_start:].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    comments: list[str] = []
+    content: list[str] = []
+    offsets: list[int] = []  # char offset of each content line in ``head``
+    pos = 0
+    for ln in head.splitlines(keepends=True):  # whole lines: the head ends with a line end
+        body = ln.rstrip("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+        if body.lstrip().startswith("#"):
+            comments.append(body)
+        elif body.strip():
+            content.append(body)
+            offsets.append(pos)
+        pos += len(ln)
+    tail = [ln for ln in tail_text.splitlines() if ln.strip()]
+    if len(content) < 300 or len(tail) < 100:
+        return None
+    head300 = content[:300]
+    if delimiter is None:
+        delim, m = _delimiter_from_sample(head300 + tail[-100:])
+    else:
+        delim = ","
+        counts: dict[int, int] = {}
+        for s in head300:
+            f = _split(s, delim)
+            if _is_data_like(f, delim):
+                counts[len(f)] = counts.get(len(f), 0) + 1
+        if not counts:
+            return None
+        m = max(counts, key=lambda k: (counts[k], k))
+    if delim != "," or m < 1:
+        return None
+    # start of the table: the first good line, if the next two are good too
+    start = None
+    for i, s in enumerate(content[:-2]):
+        if all(len(f) == m and _is_data_like(f, delim) for f in (_split(x, delim) for x in content[i:i + 3])):
+            start = i
+            break
+        f = _split(s, delim)
+        if len(f) == m and _is_data_like(f, delim):
+            return None  # a shorter first run: let the general path decide
+    if start is None:
+        return None
+    byte_off = bom + len(head[:offsets[start]].encode("utf-8"))
+    if int(np.frombuffer(raw, dtype=np.uint8, offset=byte_off).max()) >= 128:
+        return None  # not ASCII
+    for b in _FAST_FORBIDDEN:
+        if raw.find(b, byte_off) != -1:
+            return None
+    import io
+    import warnings as _warnings
+
+    def read(low_memory: bool) -> pd.DataFrame | None:
+        buffer = io.BytesIO(raw)  # shares raw's memory; read from the first data line
+        buffer.seek(byte_off)
+        try:
+            with _warnings.catch_warnings():  # mixed types across chunks: read again below, silently
+                _warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+                return pd.read_csv(buffer, header=None, sep=",", engine="c", na_filter=False,
+                                   skip_blank_lines=True, low_memory=low_memory, quoting=csv.QUOTE_NONE)
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, MemoryError):
+            return None
+
+    # In chunks first (faster); a column that is not numeric in every chunk may mix
+    # types across chunks, so then the whole table is read again in one piece.
+    frame = read(low_memory=True)
+    if frame is not None and any(frame[c].dtype.kind not in "fiu" for c in frame.columns):
+        frame = read(low_memory=False)
+    if frame is None or frame.shape[1] != m or len(frame) < 3:
+        return None
+    cols = []
+    for k in range(m):
+        col = frame.iloc[:, k]
+        if col.dtype.kind in "fiu":
+            cols.append(col.astype(float))
+        elif col.dtype.kind in "OUT" or isinstance(col.dtype, pd.StringDtype):
+            obj = col.astype(object)
+            if pd.api.types.infer_dtype(obj, skipna=False) != "string" or (obj == "").any():
+                return None  # a missing cell: short rows are counted by the general path
+            cols.append(obj)
+        else:
+            return None  # e.g. booleans: the text is gone
+    return _FastTable(comments, content[:start], delim, m, start, cols)
+
+
+# ---------------------------------------------------------------------------
 # public API
 # ---------------------------------------------------------------------------
 def load(path, *, kind: str | None = None, mapping=None, columns=None, skip_rows: int | None = None,
@@ -557,15 +693,19 @@ def load(path, *, kind: str | None = None, mapping=None, columns=None, skip_rows
         raise LoadError(f"{where}: no such file") from None
     except OSError as exc:
         raise LoadError(f"{where}: cannot read ({exc.strerror or exc})") from None
-    text, warnings = _decode(raw, path)
-    lines = text.splitlines()
-    if skip_rows:
-        if skip_rows < 0:
-            raise LoadError("--skip-rows must be >= 0")
-        lines = lines[skip_rows:]
-
-    comments = [ln for ln in lines if ln.lstrip().startswith("#")]
-    content = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    fast = _fast_table(raw, delimiter) if FAST_TABLES and not skip_rows else None
+    if fast is not None:  # a large clean table (UTF-8): the same result, parsed by pandas
+        warnings: list[str] = []
+        comments, content = fast.comments, fast.content
+    else:
+        text, warnings = _decode(raw, path)
+        lines = text.splitlines()
+        if skip_rows:
+            if skip_rows < 0:
+                raise LoadError("--skip-rows must be >= 0")
+            lines = lines[skip_rows:]
+        comments = [ln for ln in lines if ln.lstrip().startswith("#")]
+        content = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     procedure, parameters = _parse_comment_header(comments)
 
     # kind from the procedure (allow-list only: never imported)
@@ -581,43 +721,48 @@ def load(path, *, kind: str | None = None, mapping=None, columns=None, skip_rows
     if kind_hint == "normal-control":
         control = True
 
-    if not content:
-        raise LoadError(f"{where}: no data rows (empty file or comments only)")
-    if delimiter is not None:
-        delim = None if delimiter in (" ", "whitespace", "space") else delimiter.replace("\\t", "\t")
-        counts = {}
-        for s in content[:300]:
-            f = _split(s, delim)
-            if _is_data_like(f, delim):
-                counts[len(f)] = counts.get(len(f), 0) + 1
-        if not counts:
-            raise LoadError(f"{where}: no numeric rows when split by {_DELIM_NAMES.get(delim, repr(delim))}")
-        m = max(counts, key=lambda k: (counts[k], k))
+    if fast is not None:
+        delim, m, start = fast.delim, fast.m, fast.start
+        before = _split(content[start - 1], delim) if start > 0 else None
     else:
-        delim, m = _choose_delimiter(content)
-        if m == 0:
-            raise LoadError(f"{where}: no numeric data rows found (is it a data table?)")
-    split = [_split(s, delim) for s in content]
-    good = [len(f) == m and _is_data_like(f, delim) for f in split]
-    # start of the table: first run of >= min(3, longest run) good rows
-    runs, i = [], 0
-    while i < len(good):
-        if good[i]:
-            j = i
-            while j < len(good) and good[j]:
-                j += 1
-            runs.append((i, j - i))
-            i = j
+        if not content:
+            raise LoadError(f"{where}: no data rows (empty file or comments only)")
+        if delimiter is not None:
+            delim = None if delimiter in (" ", "whitespace", "space") else delimiter.replace("\\t", "\t")
+            counts = {}
+            for s in content[:300]:
+                f = _split(s, delim)
+                if _is_data_like(f, delim):
+                    counts[len(f)] = counts.get(len(f), 0) + 1
+            if not counts:
+                raise LoadError(f"{where}: no numeric rows when split by {_DELIM_NAMES.get(delim, repr(delim))}")
+            m = max(counts, key=lambda k: (counts[k], k))
         else:
-            i += 1
-    if not runs:
-        raise LoadError(f"{where}: no numeric data rows found")
-    longest = max(n for _, n in runs)
-    start = next(s for s, n in runs if n >= min(3, longest))
+            delim, m = _choose_delimiter(content)
+            if m == 0:
+                raise LoadError(f"{where}: no numeric data rows found (is it a data table?)")
+        split = [_split(s, delim) for s in content]
+        good = [len(f) == m and _is_data_like(f, delim) for f in split]
+        # start of the table: first run of >= min(3, longest run) good rows
+        runs, i = [], 0
+        while i < len(good):
+            if good[i]:
+                j = i
+                while j < len(good) and good[j]:
+                    j += 1
+                runs.append((i, j - i))
+                i = j
+            else:
+                i += 1
+        if not runs:
+            raise LoadError(f"{where}: no numeric data rows found")
+        longest = max(n for _, n in runs)
+        start = next(s for s, n in runs if n >= min(3, longest))
+        before = split[start - 1] if start > 0 else None
 
     header_fields = None
-    if start > 0 and not _is_data_like(split[start - 1], delim):
-        header_fields = split[start - 1]
+    if start > 0 and not _is_data_like(before, delim):
+        header_fields = before
         if len(header_fields) != m and delim is None:
             header_fields = [f.strip() for f in re.split(r"\t|\s{2,}", content[start - 1].strip()) if f.strip()]
         pre = content[: start - 1]
@@ -652,17 +797,20 @@ def load(path, *, kind: str | None = None, mapping=None, columns=None, skip_rows
             )
 
     # rows
-    rows = split[start:]
-    bad_shape = 0
-    fixed = []
-    for f in rows:
-        if len(f) != m:
-            bad_shape += 1
-            f = (f + [""] * m)[:m]
-        fixed.append(f)
-    if bad_shape:
-        warnings.append(f"{bad_shape} row(s) with a wrong number of values (truncated or extra cells)")
-    raw_frame = pd.DataFrame(fixed, dtype=object)
+    if fast is not None:
+        raw_frame = fast.columns  # every row had m non-empty cells
+    else:
+        rows = split[start:]
+        bad_shape = 0
+        fixed = []
+        for f in rows:
+            if len(f) != m:
+                bad_shape += 1
+                f = (f + [""] * m)[:m]
+            fixed.append(f)
+        if bad_shape:
+            warnings.append(f"{bad_shape} row(s) with a wrong number of values (truncated or extra cells)")
+        raw_frame = pd.DataFrame(fixed, dtype=object)
     frame, sources, notes = _convert_columns(raw_frame, names, _parse_mapping(mapping), delim != ",",
                                              where, warnings)
 
