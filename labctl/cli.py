@@ -13,9 +13,16 @@ import warnings
 from labctl.errors import ConfigError, InstrumentError, LabctlError
 
 
+def _one_line(text: str) -> str:
+    """Control characters (a newline or CR inside a value the user typed) shown escaped:
+    an error message stays one line on the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for ch in text)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own errors: one line, exit 2
-        self.exit(2, f"labctl: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"labctl: error: {_one_line(message)} (see `{self.prog} --help`)\n")
 
 
 def _station_check(args) -> int:
@@ -161,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LabctlError as e:
-        print(f"labctl: error: {e}", file=sys.stderr)
+        print(f"labctl: error: {_one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("labctl: interrupted", file=sys.stderr)

@@ -29,7 +29,7 @@ DEFAULT_STATION = STATIONS_DIR / "sim.toml"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # a limit of inf is no limit
 
 
 class CurrentLimits(Strict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -115,14 +116,19 @@ def build_procedure(kind: str, values: dict[str, object], step: str | None = Non
             raise ConfigError(f"step {step or kind}: unknown parameter {name!r}; parameters: {', '.join(sorted(params))}")
         try:
             params[name].value = value  # the parameter validates and converts
-            setattr(proc, name, params[name].value)
+            converted = params[name].value
+            if isinstance(converted, float) and not math.isfinite(converted):  # pymeasure lets NaN through
+                raise ValueError("not a finite number")
+            setattr(proc, name, converted)
         except (ValueError, TypeError) as e:
             p = params[name]
             rng = ""
             if getattr(p, "minimum", None) is not None:
-                rng = f" (allowed {p.minimum:g} to {p.maximum:g} {p.units or ''})".rstrip()
+                rng = f" (allowed {p.minimum:g} to {p.maximum:g}{' ' + p.units if p.units else ''})"
             if getattr(p, "choices", None):
                 rng = f" (allowed: {', '.join(map(str, p.choices))})"
+            if type(p).__name__ == "BooleanParameter":
+                rng = " (allowed: true, false)"
             raise ConfigError(f"step {step or kind}: {name}={value!r} is invalid{rng}: {e}") from None
     return proc
 
@@ -318,6 +324,16 @@ def execute(station, plan: Plan, data_dir: Path, runner: Runner, state: dict | N
         for index, step in enumerate(steps):
             info = state["steps"].get(step, {})
             if info.get("status") == "completed":
+                result_key = {"rt": "tc", "vi": "ic"}.get(step)
+                if result_key and derived.get(result_key) is None:  # killed between the step's end and its analysis
+                    try:
+                        derived = derive(step, run_dir / info["file"], derived)
+                    except Exception as e:
+                        log.exception("analysis of step %s failed", step)
+                        status, reason = "failed", f"step {step}: analysis failed: {e}"
+                        break
+                    state["derived"] = derived
+                    folder.write_state(state)
                 continue
             proc = protocol.procedure(step, derived)
             path = run_dir / step_file(index, step)

@@ -16,7 +16,7 @@ from pymeasure.experiment import Results
 from labctl.catalog import Catalog, sha256
 import json
 
-from labctl.errors import LabctlError, LimitError
+from labctl.errors import InstrumentError, LabctlError, LimitError
 from labctl.safety import Guard
 from labctl.stream import LiveStream
 
@@ -256,6 +256,7 @@ class Runner:
             status, reason = "aborted", f"interrupted ({e or 'Ctrl-C'})"
         except LabctlError as e:
             status, reason = "failed", str(e)
+            _log_instrument(name, e)
         except Exception as e:  # a bug or an unexpected driver error: record it, never lose the rows
             status, reason = "failed", f"{type(e).__name__}: {e}"
             log.exception("step %s failed", name)
@@ -268,6 +269,7 @@ class Runner:
                 log.info("step %s: %s", name, "; ".join(actions))
             except LabctlError as e:
                 status, reason = "failed", (reason + "; " if reason else "") + str(e)
+                _log_instrument(name, e)
             checksum = sha256(path) if path.exists() else None
             self.catalog.finish(step_id, status, reason, checksum)
             stream.publish("step", {"step": name, "kind": procedure.KIND, "status": status, "reason": reason,
@@ -275,6 +277,13 @@ class Runner:
                                     "wall_s": time.perf_counter() - t0})
             log.info("step %s %s (%d rows)%s", name, status, writer.rows, f": {reason}" if reason else "")
         return StepResult(status, reason, path, writer.rows, events)
+
+
+def _log_instrument(step: str, error: Exception) -> None:
+    """run.log names the instrument, its address and the last command sent (the catalog keeps one line)."""
+    if isinstance(error, InstrumentError):
+        log.error("step %s: instrument %s at %s failed; last command %r: %s", step, error.role or "?",
+                  error.address or "?", error.last_command or "", error)
 
 
 def finite(x) -> bool:

@@ -70,6 +70,10 @@ def compile_rule(text: str, where: str) -> ast.Expression:
             raise ConfigError(f"{where}: {type(node).__name__} is not allowed in an interlock rule")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id == "abs"):
             raise ConfigError(f"{where}: only abs(...) may be called in an interlock rule")
+        if isinstance(node, ast.Call) and (len(node.args) != 1 or node.keywords):
+            raise ConfigError(f"{where}: abs(...) takes exactly one argument")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
+            raise ConfigError(f"{where}: {node.value!r} is not a number")
     return tree
 
 
@@ -90,7 +94,9 @@ def evaluate(tree: ast.Expression, values: dict) -> bool:
             return True
         if isinstance(node, ast.BinOp):
             a, b = ev(node.left), ev(node.right)
-            return None if a is None or b is None else _OPS[type(node.op)](a, b)
+            if a is None or b is None or (isinstance(node.op, ast.Div) and b == 0):
+                return None  # unknown (e.g. voltage / current at zero current): the comparison is false
+            return _OPS[type(node.op)](a, b)
         if isinstance(node, ast.UnaryOp):
             v = ev(node.operand)
             return None if v is None else _OPS[type(node.op)](v)
@@ -129,6 +135,8 @@ class Guard:
                           "working_temperature": sample.working_temperature if sample else None}
         self.rules = [Rule(r.name, r.when, r.action, compile_rule(r.when, f"interlocks[{k}].when"))
                       for k, r in enumerate(cfg.interlocks)]
+        # quantities the rules use: read afresh at every tick, never a stale reading
+        self.needs = {n.id for r in self.rules for n in ast.walk(r.tree) if isinstance(n, ast.Name)}
         self.events: list[dict] = []
         self.quench_detection = True
         self._busy = False
@@ -158,22 +166,36 @@ class Guard:
             cs = self.station.roles.get("current_source")
             vm = self.station.roles.get("voltmeter")
             voltage = None
+            overload = None
             if self.quench_detection and cs is not None and vm is not None and abs(cs.setpoint) > 0:
                 try:
                     voltage = vm.read_voltage()
                 except InstrumentError as e:
                     if "overload" in str(e):  # an overloaded nanovoltmeter across the taps is a quench too
-                        voltage = float("inf")
+                        voltage, overload = float("inf"), e
                     else:
                         raise
                 if abs(voltage) > self.quench_voltage:
+                    seen = f"{voltage * 1e6:.1f} uV" if overload is None else f"overload ({overload})"
                     self._trip(QuenchDetected, "quench", where, voltage=voltage, current=cs.setpoint,
-                               message=f"quench: tap voltage {voltage * 1e6:.1f} uV > {self.quench_voltage * 1e6:.1f} uV "
+                               message=f"quench: tap voltage {seen} > {self.quench_voltage * 1e6:.1f} uV "
                                        f"at {cs.setpoint:g} A; current ramped down at the emergency rate")
             if self.rules:
-                temp = self.station.roles.get("temperature")
+                roles = self.station.roles
+                temp = roles.get("temperature")
                 if temp is not None:
                     temp.read()  # refresh last_temperature
+                if "field" in self.needs and roles.get("gaussmeter") is not None:
+                    roles["gaussmeter"].read_field()  # refresh last_field (a stale one re-trips after resume)
+                if "position" in self.needs and roles.get("stage") is not None:
+                    roles["stage"].position  # refresh last_position
+                if "voltage" in self.needs and voltage is None and vm is not None:
+                    try:
+                        voltage = vm.read_voltage()
+                    except InstrumentError as e:
+                        if "overload" not in str(e):
+                            raise
+                        voltage = float("inf")
                 vals = self.values(voltage)
                 for rule in self.rules:
                     if evaluate(rule.tree, vals):
@@ -188,7 +210,8 @@ class Guard:
         event = {"event": kind, "where": where, "time": st.clock.now(), "message": message, **details}
         action = details.get("action", "abort")
         if action == "pause" and self.control is None:  # nobody to resume: abort instead
-            action = details["action"] = "abort (unattended)"
+            action = details["action"] = event["action"] = "abort (unattended)"
+            message = event["message"] = f"{message}; nobody to resume: abort (unattended)"
         if kind == "quench" or action.startswith("abort"):
             try:
                 st.safe_shutdown(message, emergency=True)

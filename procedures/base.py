@@ -13,6 +13,7 @@ Procedures never import pyvisa and never know whether the lab is simulated.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from pymeasure.experiment import Procedure
@@ -38,6 +39,8 @@ def parse_list(text: str, what: str) -> list[float]:
         raise ConfigError(f"{what}: {text!r} is not a comma-separated list of numbers") from None
     if not values:
         raise ConfigError(f"{what}: the list is empty")
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"{what}: {text!r} contains a value that is not a finite number")
     return values
 
 

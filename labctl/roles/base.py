@@ -11,6 +11,14 @@ from labctl.errors import InstrumentError
 log = logging.getLogger("labctl.roles")
 
 
+def strict_bool(value) -> bool:
+    """pymeasure returns the raw reply string when it cannot convert it (and
+    ``bool("#$%")`` is True): refuse it, so a garbled reply is retried, never believed."""
+    if isinstance(value, str):
+        raise ValueError(f"unexpected reply {value!r}")
+    return bool(value)
+
+
 class Role:
     """A role (current_source, voltmeter, ...) played by one driver instance."""
 
@@ -57,7 +65,7 @@ class Role:
                     return fn()
             except InstrumentError as e:
                 cause = e.__cause__
-                transient = isinstance(cause, ValueError) or "TMO" in str(cause) or "imeout" in str(cause)
+                transient = isinstance(cause, (ValueError, KeyError, TypeError)) or "TMO" in str(cause) or "imeout" in str(cause)
                 if attempt >= self.retries or not transient:
                     raise
                 log.warning("%s: %s failed (%s); retry %d of %d", self.name, what, cause, attempt + 1, self.retries)

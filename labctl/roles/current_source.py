@@ -9,7 +9,7 @@ import math
 from typing import Callable
 
 from labctl.errors import InstrumentError, LimitError
-from labctl.roles.base import Role, log
+from labctl.roles.base import Role, log, strict_bool
 
 
 class CurrentSource(Role):
@@ -61,12 +61,11 @@ class CurrentSource(Role):
     @property
     def current(self) -> float:
         """Measured output current (A)."""
-        return float(self.query("read current", self._read_current))
+        return self.query("read current", lambda: float(self._read_current()))
 
     @property
     def output_enabled(self) -> bool:
-        with self.io("read output state"):
-            return bool(self._read_output())
+        return self.query("read output state", lambda: strict_bool(self._read_output()))
 
     def output_on(self) -> None:
         with self.io("output on"):
@@ -170,6 +169,20 @@ class GenesysSource(CurrentSource):
 
     bipolar = False
     resolution = 0.01
+
+    def __init__(self, config, instrument, clock, name=None):
+        super().__init__(config, instrument, clock, name)
+        # pymeasure only logs a setting's reply other than "OK" (an Enn/Cnn error code or a
+        # garbled acknowledgement) and carries on; a current source must not: make it an error.
+        check = getattr(instrument, "check_set_errors", None)
+        if check is not None:
+            def check_set_errors():
+                errors = check()
+                if errors:
+                    raise ValueError("; ".join(str(e) for e in errors))
+                return errors
+
+            instrument.check_set_errors = check_set_errors
 
     def setup(self) -> None:
         with self.io("setup (PV, PC 0)"):

@@ -27,11 +27,10 @@ class Gaussmeter(Role):
 
     def read_field(self) -> float:
         """Field (T); an over-range reading raises InstrumentError."""
-        b = float(self.query("RDGFIELD?", lambda: self.instrument.field))
+        b = self.query("RDGFIELD?", lambda: float(self.instrument.field))
         self.last_field = b
         if abs(b) >= 0.999 * getattr(self, "full_scale", 3.5):
-            with self.io("RDGST?"):
-                status = int(self.instrument.ask("RDGST?"))
+            status = self.query("RDGST?", lambda: int(self.instrument.ask("RDGST?")))
             if status & 1:
                 raise InstrumentError(f"{self.name} at {self.address}: field over range "
                                       f"({getattr(self, 'full_scale', 0):g} T full scale)",

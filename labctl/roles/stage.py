@@ -5,7 +5,7 @@ import math
 from typing import Callable
 
 from labctl.errors import InstrumentError, LimitError
-from labctl.roles.base import Role
+from labctl.roles.base import Role, strict_bool
 
 AXES = {1: "x", 2: "y", 3: "phi"}
 
@@ -46,7 +46,7 @@ class Stage(Role):
 
     @property
     def position(self) -> float:
-        self.last_position = float(self.query("TP", lambda: self.axis.position))
+        self.last_position = self.query("TP", lambda: float(self.axis.position))
         return self.last_position
 
     @property
@@ -71,11 +71,9 @@ class Stage(Role):
         start = self.clock.now()
         last, still = None, 0.0
         while True:
-            with self.io("MD?"):
-                done = bool(self.axis.motion_done)
+            done = self.query("MD?", lambda: strict_bool(self.axis.motion_done))
             if done:
-                with self.io("TE?"):
-                    err = int(self.instrument.error)
+                err = self.query("TE?", lambda: int(self.instrument.error))
                 if err:
                     raise InstrumentError(f"{self.name}: controller error {err} after move",
                                           role=self.name, address=self.address, last_command="PA")

@@ -5,7 +5,7 @@ import math
 from typing import Callable
 
 from labctl.errors import InstrumentError, LimitError
-from labctl.roles.base import Role
+from labctl.roles.base import Role, strict_bool
 
 HEATER_RANGES = ("off", "low", "medium", "high")
 
@@ -46,10 +46,9 @@ class TemperatureController(Role):
     def read(self, sensor: str | None = None) -> float:
         """Temperature (K) of a sensor (default: the sample sensor); a sensor fault raises."""
         sensor = sensor or self.sample_input
-        t = float(self.query(f"KRDG? {sensor}", lambda: self._in(sensor).kelvin))
+        t = self.query(f"KRDG? {sensor}", lambda: float(self._in(sensor).kelvin))
         if t <= 0 or not math.isfinite(t):
-            with self.io(f"RDGST? {sensor}"):
-                status = int(self._in(sensor).reading_status)
+            status = self.query(f"RDGST? {sensor}", lambda: int(self._in(sensor).reading_status))
             raise InstrumentError(f"{self.name} at {self.address}: sensor {sensor} fault "
                                   f"(KRDG? gave {t:g} K, RDGST? = {status})",
                                   role=self.name, address=self.address, last_command=f"KRDG? {sensor}")
@@ -63,8 +62,7 @@ class TemperatureController(Role):
 
     @property
     def setpoint(self) -> float:
-        with self.io("SETP?"):
-            return float(self._out.setpoint)
+        return self.query("SETP?", lambda: float(self._out.setpoint))
 
     def set_setpoint(self, kelvin: float, ramp_rate: float | None = None) -> None:
         """Program the loop setpoint, ramping at ``ramp_rate`` K/min if given."""
@@ -77,8 +75,7 @@ class TemperatureController(Role):
             self._out.setpoint = kelvin
 
     def ramping(self) -> bool:
-        with self.io("RAMPST?"):
-            return bool(self._out.ramp_active)
+        return self.query("RAMPST?", lambda: strict_bool(self._out.ramp_active))
 
     def heater_off(self) -> None:
         with self.io("RANGE off"):

@@ -25,7 +25,7 @@ class Voltmeter(Role):
 
     def read_voltage(self) -> float:
         """One reading (V); an overflow raises InstrumentError (never a 9.9e37 'value')."""
-        v = float(self.query(":READ?", lambda: self.instrument.voltage))
+        v = self.query(":READ?", lambda: float(self.instrument.voltage))
         self.last_voltage = v
         if abs(v) >= OVERFLOW:
             raise InstrumentError(f"{self.name} at {self.address}: overload (+9.9E37) on the taps",
