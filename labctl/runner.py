@@ -172,7 +172,12 @@ class StepWriter:
         tmp.replace(self.path)
 
     def row(self, data: dict) -> None:
-        self.file.write(self.results.format(data) + "\n")
+        values = [data.get(c, math.nan) for c in self.columns]
+        if all(type(v) in (float, int) for v in values):  # plain numbers: same text as pymeasure's formatter
+            line = ",".join(map(str, values))
+        else:
+            line = self.results.format(data)
+        self.file.write(line + "\n")
         self.file.flush()
         self.rows += 1
 

@@ -77,39 +77,63 @@ def compile_rule(text: str, where: str) -> ast.Expression:
     return tree
 
 
-def evaluate(tree: ast.Expression, values: dict) -> bool:
-    def ev(node):
+def compile_checked(tree: ast.Expression):
+    """Turn a checked rule into a function of the live values (built once, cheap to call).
+
+    An unknown quantity (None) makes a comparison false; dividing by zero gives
+    None; ``and``/``or`` stop early.
+    """
+    def build(node):
         if isinstance(node, ast.Expression):
-            return ev(node.body)
+            return build(node.body)
         if isinstance(node, ast.BoolOp):
-            results = [ev(v) for v in node.values]
-            return all(results) if isinstance(node.op, ast.And) else any(results)
+            parts = [build(v) for v in node.values]
+            if isinstance(node.op, ast.And):
+                return lambda v: all(f(v) for f in parts)
+            return lambda v: any(f(v) for f in parts)
         if isinstance(node, ast.Compare):
-            left = ev(node.left)
-            for op, comp in zip(node.ops, node.comparators):
-                right = ev(comp)
-                if left is None or right is None or not _OPS[type(op)](left, right):
-                    return False
-                left = right
-            return True
+            first = build(node.left)
+            rest = [(_OPS[type(op)], build(c)) for op, c in zip(node.ops, node.comparators)]
+
+            def compare(v):
+                left = first(v)
+                for op, g in rest:
+                    right = g(v)
+                    if left is None or right is None or not op(left, right):
+                        return False
+                    left = right
+                return True
+            return compare
         if isinstance(node, ast.BinOp):
-            a, b = ev(node.left), ev(node.right)
-            if a is None or b is None or (isinstance(node.op, ast.Div) and b == 0):
-                return None  # unknown (e.g. voltage / current at zero current): the comparison is false
-            return _OPS[type(node.op)](a, b)
+            fa, fb, op = build(node.left), build(node.right), _OPS[type(node.op)]
+            is_div = isinstance(node.op, ast.Div)
+
+            def binop(v):
+                a, b = fa(v), fb(v)
+                if a is None or b is None or (is_div and b == 0):
+                    return None  # unknown (e.g. voltage / current at zero current)
+                return op(a, b)
+            return binop
         if isinstance(node, ast.UnaryOp):
-            v = ev(node.operand)
-            return None if v is None else _OPS[type(node.op)](v)
+            f, op = build(node.operand), _OPS[type(node.op)]
+            return lambda v: None if (x := f(v)) is None else op(x)
         if isinstance(node, ast.Call):
-            v = ev(node.args[0])
-            return None if v is None else abs(v)
+            f = build(node.args[0])
+            return lambda v: None if (x := f(v)) is None else abs(x)
         if isinstance(node, ast.Name):
-            return values.get(node.id)
+            name = node.id
+            return lambda v: v.get(name)
         if isinstance(node, ast.Constant):
-            return node.value
+            value = node.value
+            return lambda v: value
         raise ValueError(type(node).__name__)
 
-    return bool(ev(tree))
+    return build(tree)
+
+
+def evaluate(tree: ast.Expression, values: dict) -> bool:
+    """Evaluate a checked rule once (the guard keeps compiled rules)."""
+    return bool(compile_checked(tree)(values))
 
 
 @dataclass
@@ -118,6 +142,9 @@ class Rule:
     when: str
     action: str
     tree: ast.Expression
+
+    def __post_init__(self):
+        self.test = compile_checked(self.tree)
 
 
 class Guard:
@@ -198,7 +225,7 @@ class Guard:
                         voltage = float("inf")
                 vals = self.values(voltage)
                 for rule in self.rules:
-                    if evaluate(rule.tree, vals):
+                    if rule.test(vals):
                         self._trip(InterlockTripped, "interlock", where, rule=rule.name, action=rule.action,
                                    values={k: vals[k] for k in QUANTITIES},
                                    message=f"interlock '{rule.name}' ({rule.when}) tripped: {rule.action}")

@@ -83,7 +83,7 @@ def _make_file(path, header, names, rows, perturbations, crlf, bom, text_column)
     for what, at, token in perturbations:
         k = at % len(data)
         if what == "cell":
-            data[k][at % len(names)] = token
+            data[k][at % len(data[k])] = token  # the row may have been shortened already
         elif what == "extra":
             data[k] = data[k] + ["1.0"]
         elif what == "short":

@@ -55,4 +55,4 @@ class Gaussmeter(Role):
         self.clock.sleep(1.0)
 
     def state(self) -> dict:
-        return {"field_T": self.read_field(), "range_G": self.instrument.range}
+        return {"field_T": self.read_field(), "range_G": self.query("RANGE?", lambda: self.instrument.range)}
