@@ -86,33 +86,20 @@ class StepResult:
 def check_requests(step: str, procedure, station) -> None:
     """Refuse a plan that asks more than the station limits allow (before anything moves)."""
     req = procedure.requests()
-    cs = station.roles.get("current_source")
-    for amps in req.currents:
-        if cs is not None:
-            try:
-                cs.check(amps)
-            except LimitError as e:
-                raise LimitError(f"step {step}: {e}") from None
-    temp = station.roles.get("temperature")
-    for kelvin in req.temperatures:
-        if temp is not None:
-            try:
-                temp.check(kelvin)
-            except LimitError as e:
-                raise LimitError(f"step {step}: {e}") from None
-    for rate in req.temperature_ramps:
-        if temp is not None:
-            try:
-                temp.check(temp.limits.min_temperature, rate)
-            except LimitError as e:
-                raise LimitError(f"step {step}: {e}") from None
-    stage = station.roles.get("stage")
-    for pos in req.positions:
-        if stage is not None:
-            try:
-                stage.check(pos)
-            except LimitError as e:
-                raise LimitError(f"step {step}: {e}") from None
+    roles = station.roles
+    checks = []  # (role check, arguments): the same checks every request meets at run time
+    if (cs := roles.get("current_source")) is not None:
+        checks += [(cs.check, (amps,)) for amps in req.currents]
+    if (temp := roles.get("temperature")) is not None:
+        checks += [(temp.check, (kelvin,)) for kelvin in req.temperatures]
+        checks += [(temp.check, (temp.limits.min_temperature, rate)) for rate in req.temperature_ramps]
+    if (stage := roles.get("stage")) is not None:
+        checks += [(stage.check, (pos,)) for pos in req.positions]
+    for check, args in checks:
+        try:
+            check(*args)
+        except LimitError as e:
+            raise LimitError(f"step {step}: {e}") from None
 
 
 class StepWriter:

@@ -232,3 +232,22 @@ class Emulator:
     def snapshot(self) -> dict:
         """Instrument settings, for tests and diagnostics."""
         return {}
+
+
+class TraceBuffer:
+    """Keithley reading buffer (:TRACe:POINts / :CLEar); subclasses format :TRACe:DATA?."""
+
+    buffer: list
+    buffer_points = 1024
+
+    @command(":TRACe:POINts")
+    def tpoints(self, args):
+        self.buffer_points = int(self.number(args))
+
+    @command(":TRACe:POINts?")
+    def tpoints_q(self, args):
+        return str(self.buffer_points)
+
+    @command(":TRACe:CLEar")
+    def tclear(self, args):
+        self.buffer = []

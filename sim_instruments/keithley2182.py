@@ -7,14 +7,14 @@ time.  A reading beyond 120 % of a fixed range returns the overflow value
 """
 from __future__ import annotations
 
-from sim_instruments.emulator import Emulator, SCPIError, command
+from sim_instruments.emulator import Emulator, SCPIError, TraceBuffer, command
 
 OVERFLOW = 9.9e37
 RANGES = {1: (0.01, 0.1, 1.0, 10.0, 100.0), 2: (0.1, 1.0, 10.0)}
 LINE_FREQUENCY = 60.0
 
 
-class Keithley2182A(Emulator):
+class Keithley2182A(TraceBuffer, Emulator):
     model = "Keithley2182A"
     idn = "KEITHLEY INSTRUMENTS INC.,MODEL 2182A,1234567,C02  /A02"
     termination = "\n"
@@ -198,18 +198,6 @@ class Keithley2182A(Emulator):
              ":FORMat[:DATA]", ":CALCulate2:STATe", ":STATus:MEASurement:ENABle")
     def accepted(self, args):
         return None
-
-    @command(":TRACe:POINts")
-    def tpoints(self, args):
-        self.buffer_points = int(self.number(args))
-
-    @command(":TRACe:POINts?")
-    def tpoints_q(self, args):
-        return str(self.buffer_points)
-
-    @command(":TRACe:CLEar")
-    def tclear(self, args):
-        self.buffer = []
 
     @command(":TRACe:DATA?")
     def tdata(self, args):

@@ -6,12 +6,12 @@ alternating sign cancels thermal EMFs and their linear drift.
 """
 from __future__ import annotations
 
-from sim_instruments.emulator import Emulator, SCPIError, command
+from sim_instruments.emulator import Emulator, SCPIError, TraceBuffer, command
 
 I_MAX = 0.105  # A
 
 
-class Keithley6221(Emulator):
+class Keithley6221(TraceBuffer, Emulator):
     model = "Keithley6221"
     idn = "KEITHLEY INSTRUMENTS INC.,MODEL 6221,4321765,D03  /700x"
     termination = "\n"
@@ -241,18 +241,6 @@ class Keithley6221(Emulator):
     @command(":TRACe:DATA?")
     def trace_data(self, args):
         return ",".join(f"{v:+.9E},{t:+.3E}" for v, t in self.buffer)
-
-    @command(":TRACe:POINts")
-    def tpoints(self, args):
-        self.buffer_points = int(self.number(args))
-
-    @command(":TRACe:POINts?")
-    def tpoints_q(self, args):
-        return str(self.buffer_points)
-
-    @command(":TRACe:CLEar")
-    def tclear(self, args):
-        self.buffer = []
 
     def snapshot(self) -> dict:
         return {"level": self.level, "output": self.output, "compliance": self.compliance,
