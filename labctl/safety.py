@@ -55,6 +55,10 @@ class InterlockTripped(SafetyTrip):
     pass
 
 
+class SupplyFault(SafetyTrip):
+    """The current source does not deliver its setpoint (compliance, CV mode, open circuit)."""
+
+
 def compile_rule(text: str, where: str) -> ast.Expression:
     """Parse and check an interlock expression; ConfigError names what is wrong."""
     try:
@@ -194,6 +198,15 @@ class Guard:
             vm = self.station.roles.get("voltmeter")
             voltage = None
             overload = None
+            if cs is not None and abs(cs.setpoint) > 0:
+                # read the supply back while current flows: a lost link shows up now (not at the
+                # next command), and so does a supply that stopped delivering its setpoint
+                measured = cs.current
+                tolerance = max(0.5, 0.02 * abs(cs.setpoint))  # A: readback accuracy, not noise
+                if abs(measured - cs.setpoint) > tolerance:
+                    self._trip(SupplyFault, "supply", where, current=cs.setpoint, measured=measured,
+                               message=f"current source delivers {measured:.3g} A instead of {cs.setpoint:g} A "
+                                       "(voltage compliance or open circuit); current ramped down")
             if self.quench_detection and cs is not None and vm is not None and abs(cs.setpoint) > 0:
                 try:
                     voltage = vm.read_voltage()

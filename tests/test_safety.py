@@ -261,3 +261,32 @@ def test_sigterm_inside_session_ends_safe(sim_station):
     assert reached == []
     assert_safe(st)
     assert signal.getsignal(signal.SIGTERM) is previous  # the handler is restored
+
+
+def test_supply_not_delivering_its_setpoint_trips_the_guard(tmp_path):
+    """If the supply falls into voltage compliance (here: the leads' resistance jumps, so
+    PV / R < PC), the guard's read-back sees it, ramps down and fails the step."""
+    from labctl.catalog import Catalog
+    from labctl.protocol import Plan, execute
+    from labctl.runner import Runner
+    from labctl.station import Station
+    from labctl.stream import LiveStream
+
+    station = Station.from_file(None, seed=2)
+    stream = LiveStream()
+    rows = []
+
+    def on_row(topic, payload):
+        if topic == "row":
+            rows.append(payload)
+            if len(rows) == 6:
+                station.lab.world.lead_resistance = 0.1  # ohm: 5 V compliance now allows only 50 A
+
+    stream.subscribe(on_row)
+    runner = Runner(station, Catalog(tmp_path), stream)
+    with station.session():
+        state = execute(station, Plan(["radial-field"], {"radial-field": {"ic": "430"}}, {}), tmp_path, runner)
+    assert state["status"] == "failed"
+    assert "instead of" in state["reason"] and "compliance" in state["reason"]
+    assert station.lab.world.current == 0.0
+    assert station.lab.instruments["current_source"].output is False
