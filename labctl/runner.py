@@ -4,6 +4,7 @@ with pause/resume/abort and a safe end on every exit path.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -14,8 +15,6 @@ from pathlib import Path
 from pymeasure.experiment import Results
 
 from labctl.catalog import Catalog, sha256
-import json
-
 from labctl.errors import InstrumentError, LabctlError, LimitError
 from labctl.safety import Guard
 from labctl.stream import LiveStream
@@ -83,23 +82,30 @@ class StepResult:
     events: list = None
 
 
-def check_requests(step: str, procedure, station) -> None:
-    """Refuse a plan that asks more than the station limits allow (before anything moves)."""
-    req = procedure.requests()
+def limit_violations(requests, station):
+    """Yield ``(quantity, value, LimitError)`` for every request of a plan that a station
+    limit refuses; quantity is "current", "temperature", "ramp" or "position"."""
     roles = station.roles
-    checks = []  # (role check, arguments): the same checks every request meets at run time
+    checks = []  # the same role checks every request meets at run time
     if (cs := roles.get("current_source")) is not None:
-        checks += [(cs.check, (amps,)) for amps in req.currents]
+        checks += [("current", amps, cs.check, (amps,)) for amps in requests.currents]
     if (temp := roles.get("temperature")) is not None:
-        checks += [(temp.check, (kelvin,)) for kelvin in req.temperatures]
-        checks += [(temp.check, (temp.limits.min_temperature, rate)) for rate in req.temperature_ramps]
+        checks += [("temperature", kelvin, temp.check, (kelvin,)) for kelvin in requests.temperatures]
+        checks += [("ramp", rate, temp.check, (temp.limits.min_temperature, rate))
+                   for rate in requests.temperature_ramps]
     if (stage := roles.get("stage")) is not None:
-        checks += [(stage.check, (pos,)) for pos in req.positions]
-    for check, args in checks:
+        checks += [("position", pos, stage.check, (pos,)) for pos in requests.positions]
+    for quantity, value, check, args in checks:
         try:
             check(*args)
         except LimitError as e:
-            raise LimitError(f"step {step}: {e}") from None
+            yield quantity, value, e
+
+
+def check_requests(step: str, procedure, station) -> None:
+    """Refuse a plan that asks more than the station limits allow (before anything moves)."""
+    for _, _, error in limit_violations(procedure.requests(), station):
+        raise LimitError(f"step {step}: {error}") from None
 
 
 class StepWriter:

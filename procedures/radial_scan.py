@@ -44,10 +44,11 @@ class RadialScan(StationProcedure):
         return out
 
     def requests(self) -> Requests:
-        stage = self.station.stage
+        stage = self.station.roles.get("stage") if self.station is not None else None
+        ends = (self.radii()[0], self.radii()[-1])
         currents = [self.current] + ([-self.current] if self._bipolar() else [])
         return Requests(currents=currents, temperatures=[self.temperature] if self.temperature > 0 else [],
-                        positions=[stage.position_for_radius(r) for r in (self.radii()[0], self.radii()[-1])])
+                        positions=[stage.position_for_radius(r) for r in ends] if stage is not None else [])
 
     def startup(self) -> None:
         import math

@@ -13,12 +13,19 @@ from __future__ import annotations
 import math
 import re
 
-from pymeasure.display.inputs import BooleanInput, IntegerInput, ListInput, ScientificInput, StringInput
+from pymeasure.display.inputs import (
+    BooleanInput,
+    IntegerInput,
+    ListInput,
+    ScientificInput,
+    StringInput,
+)
 from pymeasure.experiment import parameters as P
 from PyQt6 import QtCore, QtWidgets
 
 from labctl.errors import ConfigError, LabctlError, LimitError
 from labctl.protocol import PROTOCOL_OPTIONS, STEPS, Plan, Protocol, parse_sets
+from labctl.runner import limit_violations
 from procedures import PROCEDURES
 
 STEP_TITLES = {
@@ -105,46 +112,22 @@ def validate_step(kind: str, values: dict, station=None) -> dict[str, str]:
     except Exception as e:  # a procedure that cannot even plan: show it, do not crash the form
         problems[""] = f"{type(e).__name__}: {e}"
         return problems
-    roles = station.roles
-    cs, temp, stage = roles.get("current_source"), roles.get("temperature"), roles.get("stage")
-    for amps in req.currents:
-        if cs is None:
-            break
-        try:
-            cs.check(amps)
-        except LimitError as e:
-            for n in _attribute(values, CURRENT_NAMES, amps) or [""]:
-                problems.setdefault(n, str(e))
-    for kelvin in req.temperatures:
-        if temp is None:
-            break
-        try:
-            temp.check(kelvin)
-        except LimitError as e:
-            for n in _attribute(values, TEMPERATURE_NAMES, kelvin) or [""]:
-                problems.setdefault(n, str(e))
-    for rate in req.temperature_ramps:
-        if temp is None:
-            break
-        try:
-            temp.check(temp.limits.min_temperature, rate)
-        except LimitError as e:
-            for n in ([k for k, p in params.items() if getattr(p, "units", None) == "K/min" and k in values]
-                      or [""]):
-                problems.setdefault(n, str(e))
-    for pos in req.positions:
-        if stage is None:
-            break
-        try:
-            stage.check(pos)
-        except LimitError as e:
-            mm = None
+    stage = station.roles.get("stage")
+    for quantity, value, error in limit_violations(req, station):
+        if quantity == "current":
+            names = _attribute(values, CURRENT_NAMES, value)
+        elif quantity == "temperature":
+            names = _attribute(values, TEMPERATURE_NAMES, value)
+        elif quantity == "ramp":
+            names = [k for k, p in params.items() if getattr(p, "units", None) == "K/min" and k in values]
+        else:  # a stage position: attribute it through the radius it stands for
             try:
-                mm = stage.radius_for_position(pos) * 1e3
+                mm = stage.radius_for_position(value) * 1e3
             except Exception:
-                pass
-            for n in _attribute(values, POSITION_NAMES, mm) or [""]:
-                problems.setdefault(n, str(e))
+                mm = None
+            names = _attribute(values, POSITION_NAMES, mm)
+        for n in names or [""]:
+            problems.setdefault(n, str(error))
     return problems
 
 
