@@ -45,18 +45,37 @@ class Plan:
         return self.options.get(name, PROTOCOL_OPTIONS[name][1])
 
 
+NORMAL_FACTOR_RANGE = (1.05, 5.0)  # normal-control at 1.05-5 x Tc: above the transition, not at the cryostat's maximum
+
+
 def _coerce_option(name: str, value):
     kind = PROTOCOL_OPTIONS[name][0]
-    if kind is bool and isinstance(value, str):
-        if value.lower() in ("1", "true", "yes", "on"):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
             return True
-        if value.lower() in ("0", "false", "no", "off"):
+        if str(value).lower() in ("0", "false", "no", "off"):
             return False
         raise ConfigError(f"protocol.{name}={value!r}: expected true or false")
     try:
-        return kind(value)
+        out = kind(value)
     except (TypeError, ValueError):
         raise ConfigError(f"protocol.{name}={value!r}: expected a {kind.__name__}") from None
+    if name == "normal_factor":
+        lo, hi = NORMAL_FACTOR_RANGE
+        if not math.isfinite(out) or not lo <= out <= hi:
+            raise ConfigError(f"protocol.normal_factor={value!r}: must be a number from {lo:g} to {hi:g} "
+                              "(normal-control temperature = factor x measured Tc)")
+    if name == "fractions":
+        try:
+            numbers = [float(x) for x in out.split(",") if x.strip()]
+        except ValueError:
+            numbers = []
+        if not numbers or len(numbers) > 50 or not all(math.isfinite(x) and 0 < x <= 1 for x in numbers):
+            raise ConfigError(f"protocol.fractions={value!r}: expected 1 to 50 comma-separated fractions of Ic "
+                              "in (0, 1], e.g. 0.2,0.4,0.6,0.8")
+    return out
 
 
 def parse_sets(sets: list[str], steps: list[str]) -> tuple[dict[str, dict[str, str]], dict[str, object]]:
@@ -90,9 +109,18 @@ def load_protocol_file(path: str | Path, steps: list[str]) -> tuple[dict, dict]:
     """A protocol TOML: ``[protocol]`` options and one table per step of parameters."""
     path = Path(path)
     try:
+        if path.is_dir():
+            raise ConfigError(f"--protocol {path}: is a folder; give a protocol TOML file "
+                              "(example: docs/my-protocol.toml)")
+        if path.exists() and path.stat().st_size > 1_000_000:
+            raise ConfigError(f"--protocol {path}: {path.stat().st_size} bytes is too big for a protocol file")
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"protocol file {path} not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--protocol {path}: not a text file (protocol files are UTF-8 TOML)") from None
+    except OSError as e:
+        raise ConfigError(f"--protocol {path}: cannot read it ({e.strerror or e})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     sets = []
@@ -187,17 +215,19 @@ class Protocol:
     def steps(self) -> list[str]:
         return [s for s in self.plan.steps if s != "radial-scan" or self.plan.option("scan")]
 
-    def check(self, derived: dict) -> None:
-        """Build every step with worst-case derived values and check it against the limits.
+    def check(self, derived: dict, steps: list[str] | None = None) -> None:
+        """Build every step (or ``steps``) with worst-case derived values and check it
+        against the limits of the station in force.
 
         Steps whose currents follow from an Ic still to be measured are checked
         with Ic = the station's max_current (fractions are below 1, so this bounds them).
         """
+        steps = self.steps() if steps is None else steps
         worst = self.station.config.current_source.limits.max_current
-        derived = {"tc": self.sample.expected_tc, **derived}
-        if derived.get("ic") is None and "vi" in self.steps():
+        derived = {"tc": self.sample.expected_tc, **{k: v for k, v in derived.items() if v is not None}}
+        if derived.get("ic") is None and "vi" in steps:
             derived["ic"] = worst
-        for step in self.steps():
+        for step in steps:
             proc = self.procedure(step, derived)
             proc.station = self.station
             proc.points()  # parameter consistency (e.g. fractions without Ic)
@@ -228,31 +258,128 @@ def derive(step: str, path: Path, derived: dict) -> dict:
     return derived
 
 
-def latest_results(catalog: Catalog) -> dict:
-    """Tc and Ic from the most recent completed R(T) and V-I steps (for single-step runs)."""
+def _identity(catalog: Catalog, entry: dict, cache: dict) -> tuple[str | None, str | None]:
+    """(sample, station) of a catalog entry: its own, or its parent run's."""
+    if entry.get("sample") or not entry.get("parent"):
+        return entry.get("sample"), entry.get("station")
+    parent = entry["parent"]
+    if parent not in cache:
+        cache[parent] = catalog.get(parent) or {}
+    return cache[parent].get("sample"), cache[parent].get("station")
+
+
+def latest_results(catalog: Catalog, sample: str | None = None, station: str | None = None) -> dict:
+    """Tc and Ic from the most recent completed R(T) and V-I steps (for single-step runs).
+
+    With ``sample`` and ``station``, only runs of that sample on that station count.
+    Each value found comes with ``<kind>_source``: the step id, its file and the value."""
     derived: dict = {}
+    cache: dict = {}
     for kind in ("rt", "vi"):
         done = [r for r in catalog.list(kind=kind, status="completed", parent=False) if r.get("path")]
         for entry in reversed(done):
+            if not entry.get("parent") and not str(entry["path"]).lower().endswith(".csv"):
+                continue  # the run row of a single-step run: its step row carries the file
+            if sample is not None or station is not None:
+                if _identity(catalog, entry, cache) != (sample, station):
+                    continue
             try:
-                derive(kind, Path(entry["path"]), derived)
-                derived[f"{kind}_source"] = entry["path"]
-                break
-            except Exception:  # an unreadable old run is skipped, not fatal
+                found = derive(kind, Path(entry["path"]), {})
+            except Exception:  # an unreadable or inconclusive old run is skipped, not fatal
                 continue
+            key = "tc" if kind == "rt" else "ic"
+            derived.update(found)
+            derived[f"{kind}_source"] = {"run": entry.get("parent") or entry["id"], "step": entry["id"],
+                                         "path": entry["path"], key: found[key], "sample": sample,
+                                         "station": station}
+            break
+    return derived
+
+
+def _uses_ic(step: str, plan: Plan) -> bool:
+    """Would this step's default parameters come from a measured Ic?"""
+    given = plan.overrides.get(step, {})
+    if step == "normal-control":
+        return "currents" not in given
+    if step == "radial-scan":
+        return "current" not in given
+    return _needs_ic(step, plan)
+
+
+def _needs_ic(step: str, plan: Plan) -> bool:
+    """Does this single step take its currents from Ic (nothing given on the command line)?"""
+    given = plan.overrides.get(step, {})
+    if step not in ("radial-field", "residual"):
+        return False
+    return "ic" not in given and given.get("current_mode", "fraction of Ic") != "A"
+
+
+def borrowed_results(catalog: Catalog, station, plan: Plan, steps: list[str], say) -> dict:
+    """Tc/Ic for a run without R(T)/V-I: only from a run of the same sample and station,
+    announced through ``say`` and recorded; a step that needs Ic without one stops here."""
+    sample = station.config.sample.name if station.config.sample else None
+    name = station.config.station.name
+    uses_tc = [s for s in steps if s == "normal-control" and "temperature" not in plan.overrides.get(s, {})]
+    uses_ic = [s for s in steps if _uses_ic(s, plan)]
+    if "rt" in steps:
+        uses_tc = []
+    if not uses_tc and not uses_ic:
+        return {}
+    found = latest_results(catalog, sample=sample, station=name)
+    derived: dict = {}
+    if uses_tc:
+        src = found.get("rt_source")
+        if src:
+            derived["tc"], derived["rt_source"] = found["tc"], src
+            say(f"using Tc = {found['tc']:.4g} K measured in run {src['run']} (sample {sample}, station {name!r}); "
+                "override with --set temperature=VALUE")
+        else:
+            say(f"no R(T) of sample {sample} on station {name!r} in the catalog: using the expected Tc "
+                f"{station.config.sample.expected_tc:g} K of the station's [sample]")
+    if uses_ic:
+        src = found.get("vi_source")
+        if src:
+            derived["ic"], derived["vi_source"] = found["ic"], src
+            for k in ("ic_err", "n"):
+                if found.get(k) is not None:
+                    derived[k] = found[k]
+            say(f"using Ic = {found['ic']:.4g} A measured in run {src['run']} (sample {sample}, station {name!r}); "
+                "override with --set ic=VALUE")
+        else:
+            needing = [s for s in uses_ic if _needs_ic(s, plan)]
+            if needing:
+                raise ConfigError(f"{needing[0]} needs Ic, and no completed V-I of sample {sample} on station "
+                                  f"{name!r} is in {catalog.data_dir}: give it with --set ic=VALUE (in A) or "
+                                  f"measure it first (labctl run vi)")
+            say(f"no V-I of sample {sample} on station {name!r} in the catalog: using the step's default currents")
     return derived
 
 
 def new_run_dir(data_dir: Path, kind: str) -> tuple[str, Path]:
+    """A new run folder, unique even when two processes start in the same second:
+    ``mkdir`` fails if the name exists (atomic), and then the next suffix is tried."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{kind}"
-    run_id, k = base, 1
-    while (data_dir / run_id).exists():
-        k += 1
-        run_id = f"{base}-{k}"
-    path = data_dir / run_id
-    path.mkdir(parents=True)
-    return run_id, path
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        run_id = base if k == 1 else f"{base}-{k}"
+        path = Path(data_dir) / run_id
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return run_id, path
+    raise LabctlError(f"cannot create a run folder for {base} in {data_dir}: 10000 names taken")
+
+
+def count_rows(path: Path) -> int | None:
+    """Data rows in a step's CSV: complete lines that are neither comments nor the column line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [ln for ln in f if ln.endswith("\n") and ln.strip() and not ln.startswith("#")]
+    except OSError:
+        return None
+    return max(len(lines) - 1, 0)
 
 
 class RunFolder:
@@ -269,9 +396,21 @@ class RunFolder:
 
     def read_state(self) -> dict:
         try:
-            return json.loads(self.params_path.read_text(encoding="utf-8"))
+            state = json.loads(self.params_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{self.path} is not a run folder (no parameters.json)") from None
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ConfigError(f"{self.params_path}: unreadable ({e})") from None
+        if not isinstance(state, dict) or not isinstance(state.get("id"), str) or not isinstance(state.get("plan"), dict):
+            raise ConfigError(f"{self.params_path}: not a labctl run state (no id or plan)")
+        return state
+
+    def read_snapshot(self) -> dict | None:
+        try:
+            snap = json.loads((self.path / "station.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        return snap if isinstance(snap, dict) else None
 
     def write_snapshot(self, snapshot: dict) -> None:
         (self.path / "station.json").write_text(json.dumps(snapshot, indent=2, default=str), encoding="utf-8")
@@ -283,90 +422,198 @@ class RunFolder:
         root = logging.getLogger("labctl")
         root.addHandler(handler)
         root.setLevel(logging.INFO)
+        trace_log.addHandler(handler)
         return handler
+
+    @staticmethod
+    def detach_log(handler: logging.Handler) -> None:
+        logging.getLogger("labctl").removeHandler(handler)
+        trace_log.removeHandler(handler)
+        handler.close()
+
+    def append_log(self, line: str, level: str = "INFO") -> None:
+        """One line in run.log after the run's logger is detached (the final shutdown)."""
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S,000")
+        try:
+            with open(self.path / "run.log", "a", encoding="utf-8") as f:
+                f.write(f"{stamp} {level} labctl.run: {line}\n")
+        except OSError:
+            pass
+
+
+# Tracebacks go to run.log only; the terminal gets one line.
+trace_log = logging.getLogger("labctl_trace")
+trace_log.propagate = False
+trace_log.setLevel(logging.INFO)
+
+
+def _log_failure(message: str) -> None:
+    log.error("%s", message)
+    trace_log.error("traceback of the failure above", exc_info=True)
 
 
 def step_file(index: int, step: str) -> str:
     return f"{index + 1:02d}-{step}.csv"
 
 
+def _settings(proc) -> dict:
+    """Parameter values with their units in the names, pymeasure style: {"Current step (A)": 2.0}."""
+    out = {}
+    for name, p in proc.parameter_objects().items():
+        label = getattr(p, "name", name) or name
+        units = getattr(p, "units", None)
+        out[f"{label} ({units})" if units else label] = getattr(proc, name)
+    return out
+
+
 def execute(station, plan: Plan, data_dir: Path, runner: Runner, state: dict | None = None,
-            run_dir: Path | None = None) -> dict:
+            run_dir: Path | None = None, provenance: dict | None = None, say=None) -> dict:
     """Run (or resume) a protocol or a single step; returns the final state dict.
 
     ``state`` (from parameters.json) marks a resume: completed steps are
-    skipped, a partial step continues from its last completed point.
+    skipped, a partial step continues from its last completed point, and the
+    remaining plan is checked against the limits of the station in force first.
+    Every way out (end, abort, exception, KeyboardInterrupt) records a final
+    status, reason and end time in the catalog, parameters.json and run.log.
+    ``say`` (default: the log) tells the operator which earlier results are used.
     """
+    say = say or (lambda msg: log.info("%s", msg))
     protocol = Protocol(station, plan)
     steps = protocol.steps()
     resume = state is not None
     catalog = runner.catalog
+    control = runner.control
+    provenance = provenance or {}
     if not resume:
-        derived = {} if "vi" in steps else latest_results(catalog)
+        derived = {} if "vi" in steps else borrowed_results(catalog, station, plan, steps, say)
         protocol.check(derived)  # the whole plan against the limits, before anything moves
         kind = "protocol" if len(steps) > 1 else steps[0]
         run_id, run_dir = new_run_dir(Path(data_dir), kind)
         state = {"id": run_id, "kind": kind, "station_file": station.config.source_path,
                  "plan": {"steps": plan.steps, "overrides": plan.overrides, "options": plan.options},
-                 "derived": derived, "steps": {}, "status": "running"}
+                 "derived": derived, "steps": {}, "status": "running", "provenance": provenance}
+    else:
+        state.setdefault("derived", {})
+        state.setdefault("steps", {})
+        remaining = [s for s in steps if state["steps"].get(s, {}).get("status") != "completed"]
+        protocol.check(state["derived"], remaining)  # the limits in force, before anything moves
+        if provenance:
+            state.setdefault("resumes", []).append(provenance)
     folder = RunFolder(run_dir)
     handler = folder.attach_log()
     run_id = state["id"]
+    status, reason = "failed", "the run ended without a status (bug)"
+    pending = None
+    sample = station.config.sample.name if station.config.sample else None
     try:
-        folder.write_snapshot(station.snapshot())
-        if resume and catalog.get(run_id):
-            catalog.reopen(run_id)
-        else:
-            catalog.start(run_id, state["kind"], station.is_sim, state["plan"], str(run_dir))
-        folder.write_state(state)
-        derived = state["derived"]
-        status, reason = "completed", ""
-        for index, step in enumerate(steps):
-            info = state["steps"].get(step, {})
-            if info.get("status") == "completed":
-                result_key = {"rt": "tc", "vi": "ic"}.get(step)
-                if result_key and derived.get(result_key) is None:  # killed between the step's end and its analysis
-                    try:
-                        derived = derive(step, run_dir / info["file"], derived)
-                    except Exception as e:
-                        log.exception("analysis of step %s failed", step)
-                        status, reason = "failed", f"step {step}: analysis failed: {e}"
-                        break
-                    state["derived"] = derived
-                    folder.write_state(state)
-                continue
-            proc = protocol.procedure(step, derived)
-            path = run_dir / step_file(index, step)
-            step_id = f"{run_id}/{step}"
-            info = {"file": path.name, "kind": step, "status": "running",
-                    "parameters": {k: getattr(proc, k) for k in proc.parameter_objects()}}
-            state["steps"][step] = info
+        try:
+            if resume and catalog.get(run_id):
+                catalog.reopen(run_id)
+                log.info("run %s resumed (steps left: %s; operator %s)", run_id,
+                         ", ".join(s for s in steps if state["steps"].get(s, {}).get("status") != "completed"),
+                         provenance.get("operator", "?"))
+            else:
+                catalog.start(run_id, state["kind"], station.is_sim, state["plan"], str(run_dir), sample=sample,
+                              station=station.config.station.name, operator=provenance.get("operator"),
+                              notes=provenance.get("notes"), provenance=provenance or None)
+                log.info("run %s start: %s on station %r (%s), sample %s, operator %s, data in %s", run_id,
+                         ", ".join(steps), station.config.station.name, station.config.source_path or "built-in",
+                         sample, provenance.get("operator", "?"), run_dir)
+            for note in provenance.get("notes") or []:
+                log.info("note: %s", note)
+            for key in ("rt_source", "vi_source"):
+                src = state["derived"].get(key)
+                if src and not resume:
+                    log.info("derived input: %s = %s from run %s (%s)", "Tc" if key == "rt_source" else "Ic",
+                             src.get("tc", src.get("ic")), src["run"], src["path"])
             folder.write_state(state)
-            partial = resume and path.exists()
-            result = runner.run_step(step, proc, path, step_id, parent=run_id, resume=partial)
-            info.update(status=result.status, reason=result.reason, rows=result.rows)
-            if result.events:
-                info["events"] = result.events
-            folder.write_state(state)
-            if result.status != "completed":
-                status, reason = result.status, f"step {step}: {result.reason}"
-                break
+            station.prepare()  # run-start configuration (once per connection; connecting only queried)
+            folder.write_snapshot({**station.snapshot(), "provenance": provenance})
+            status, reason = _run_steps(protocol, steps, state, folder, runner, resume)
+        except KeyboardInterrupt as e:  # no CLI handler (tests, scripts): still recorded
+            status, reason = "aborted", f"interrupted ({e or 'KeyboardInterrupt'})"
+            pending = e
+        except LabctlError as e:
+            status, reason = "failed", str(e)
+            _log_failure(f"run {run_id} failed: {e}")
+        except Exception as e:  # a bug or an unexpected error: recorded, one line
+            status, reason = "failed", f"{type(e).__name__}: {e}"
+            _log_failure(f"run {run_id} failed: {reason}")
+        finally:
+            state["status"], state["reason"] = status, reason
+            state["path"] = str(run_dir)
             try:
-                derived = derive(step, path, derived)
-            except Exception as e:  # analysis trouble ends the protocol, recorded, never a traceback
-                log.exception("analysis of step %s failed", step)
-                status, reason = "failed", f"step {step}: analysis failed: {e}"
-                break
-            state["derived"] = derived
-            folder.write_state(state)
-        state["status"], state["reason"] = status, reason
-        folder.write_state(state)
-        catalog.finish(run_id, status, reason)
-        state["path"] = str(run_dir)
-        return state
+                folder.write_state(state)
+            except OSError as e:
+                log.error("cannot write %s: %s", folder.params_path, e)
+            catalog.finish(run_id, status, reason)
+            log.info("run %s end: %s%s", run_id, status, f" ({reason})" if reason else "")
     finally:
-        logging.getLogger("labctl").removeHandler(handler)
-        handler.close()
+        RunFolder.detach_log(handler)
+    if pending is not None:
+        raise pending
+    return state
+
+
+def _abort_reason(control) -> str:
+    return getattr(control, "abort_reason", None) or "aborted by the user"
+
+
+def _run_steps(protocol: Protocol, steps: list[str], state: dict, folder: RunFolder, runner: Runner,
+               resume: bool) -> tuple[str, str]:
+    run_dir, run_id, control = folder.path, state["id"], runner.control
+    derived = state["derived"]
+    for index, step in enumerate(steps):
+        info = state["steps"].get(step, {})
+        later = steps[index + 1:]
+        if info.get("status") == "completed":
+            result_key = {"rt": "tc", "vi": "ic"}.get(step)
+            if result_key and later and derived.get(result_key) is None:  # killed between the step's end and its analysis
+                try:
+                    derived = derive(step, run_dir / info["file"], derived)
+                except Exception as e:
+                    _log_failure(f"analysis of step {step} failed: {e}")
+                    return "failed", f"step {step}: analysis failed: {e}"
+                state["derived"] = derived
+                folder.write_state(state)
+            continue
+        if control.aborted:  # a signal between steps: nothing more moves
+            log.info("abort before step %s: %s", step, _abort_reason(control))
+            return "aborted", f"{_abort_reason(control)} (before step {step})"
+        proc = protocol.procedure(step, derived)
+        path = run_dir / step_file(index, step)
+        step_id = f"{run_id}/{step}"
+        info = {"file": path.name, "kind": step, "status": "running",
+                "parameters": {k: getattr(proc, k) for k in proc.parameter_objects()},
+                "settings": _settings(proc)}
+        state["steps"][step] = info
+        folder.write_state(state)
+        partial = resume and path.exists()
+        log.info("step %s %s: %s", step, "continues" if partial else "start", path.name)
+        result = runner.run_step(step, proc, path, step_id, parent=run_id, resume=partial)
+        rows = count_rows(path)
+        info.update(status=result.status, reason=result.reason, rows=rows if rows is not None else result.rows)
+        if result.events:
+            info["events"] = result.events
+        folder.write_state(state)
+        if result.status == "aborted" and control.aborted:
+            log.info("abort: %s during step %s", _abort_reason(control), step)
+            return "aborted", f"{_abort_reason(control)} (during step {step})"
+        if result.status != "completed":
+            return result.status, f"step {step}: {result.reason}"
+        if step not in ("rt", "vi"):
+            continue
+        try:
+            derived = derive(step, path, derived)
+        except Exception as e:
+            if later:  # later steps need it: the protocol ends here, recorded, never a traceback
+                _log_failure(f"analysis of step {step} failed: {e}")
+                return "failed", f"step {step}: analysis failed: {e}"
+            log.warning("step %s: analysis: %s", step, e)  # a single step's data are complete all the same
+            info["analysis"] = str(e)
+        state["derived"] = derived
+        folder.write_state(state)
+    return "completed", ""
 
 
 def open_catalog(data_dir: str | Path) -> Catalog:

@@ -37,6 +37,7 @@ class Station:
             make_clock(config.station.speedup) if config.station.speedup else WallClock())
         self.roles: dict[str, object] = {}
         self.errors: dict[str, InstrumentError] = {}
+        self.prepared = False  # run-start configuration done on this connection
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, **overrides) -> "Station":
@@ -50,8 +51,11 @@ class Station:
     def _visa_library(self):
         return self.lab.visa_library if self.config.is_sim else self.config.station.backend
 
-    def connect_role(self, role: str, setup: bool = True):
-        """Open one role's driver; raise InstrumentError with the diagnostics on failure."""
+    def connect_role(self, role: str, setup: bool = False):
+        """Open one role's driver; raise InstrumentError with the diagnostics on failure.
+
+        Connecting only queries: nothing that changes an instrument is sent here.
+        ``setup=True`` also runs the role's run-start configuration (see ``prepare``)."""
         from drivers import DRIVERS
 
         rc = getattr(self.config, role)
@@ -78,17 +82,37 @@ class Station:
         self.roles[role] = obj
         return obj
 
-    def connect(self, setup: bool = True, tolerant: bool = False) -> "Station":
-        """Connect every role.  ``tolerant`` records failures in ``errors`` instead of raising."""
+    def connect(self, setup: bool = False, tolerant: bool = False) -> "Station":
+        """Connect every role (queries only).  ``tolerant`` records failures in ``errors``
+        instead of raising; ``setup`` also runs ``prepare()``."""
         for role in ROLES:
             try:
-                self.connect_role(role, setup=setup)
+                self.connect_role(role)
             except InstrumentError as e:
                 if not tolerant:
                     self.close()
                     raise
                 self.errors[role] = e
+        if setup:
+            self.prepare()
         return self
+
+    # Run-start configuration, in this order: the current source first (a non-zero output
+    # is ramped down at the configured rate, never stepped), then the instruments that
+    # only measure, then the temperature controller (setpoint = present temperature
+    # before the heater is enabled), and the stage last (home search, then soft limits).
+    PREPARE_ORDER = ("current_source", "voltmeter", "gaussmeter", "temperature", "stage")
+
+    def prepare(self, force: bool = False) -> None:
+        """Put every connected instrument in the state the procedures assume (run start
+        only; once per connection unless ``force``)."""
+        if self.prepared and not force:
+            return
+        self.prepared = True
+        for role in self.PREPARE_ORDER:
+            if role in self.roles:
+                log.info("run start: configuring %s", role)
+                self.roles[role].setup()
 
     # --------------------------------------------------------------- roles
     @property
@@ -157,6 +181,7 @@ class Station:
             except Exception:
                 pass
         self.roles.clear()
+        self.prepared = False
 
     @contextmanager
     def session(self, reason: str = "end of run"):
@@ -164,6 +189,7 @@ class Station:
         if not self.roles:
             self.connect()
         with _sigterm_as_interrupt():
+            self.prepare()
             try:
                 yield self
             finally:
@@ -180,18 +206,27 @@ class Station:
         return self._cm.__exit__(*exc)
 
 
+TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
 @contextmanager
 def _sigterm_as_interrupt():
-    """Turn SIGTERM into KeyboardInterrupt in the main thread so `finally` runs."""
+    """Turn SIGTERM and SIGHUP (terminal closed, SSH dropped) into KeyboardInterrupt in the
+    main thread so ``finally`` runs the safe shutdown.  A handler the caller installed
+    (the CLI's, which records an abort) is left in place."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {}
+    for sig in TERMINATING_SIGNALS:
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            previous[sig] = signal.signal(sig, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)

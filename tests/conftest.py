@@ -18,7 +18,7 @@ def make_station():
     def make(**overrides) -> Station:
         overrides.setdefault("seed", SEED)
         st = Station.from_file(None, **overrides)
-        st.connect()
+        st.connect(setup=True)
         made.append(st)
         return st
 

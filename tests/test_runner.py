@@ -81,7 +81,7 @@ def test_main_job_command_prints_summary(tmp_path):
 # ------------------------------------------------------------ limits first
 def test_limit_violation_is_caught_before_anything_moves(tmp_path):
     station = Station.from_file(None, seed=1)
-    station.connect()
+    station.connect(setup=True)
     sent = []
     for emu in station.lab.instruments.values():
         original = emu.handle
