@@ -1,23 +1,32 @@
 """Radial field B(r) at a few radii, several currents, repeats and current reversal.
 
-Pipeline (DESIGN.md sections 2 and 5):
+Pipeline (DESIGN.md sections 2, 5 and 10; docs/analysis.md has the details):
 
 1. Offset removal per repeat, current and radius: (B(+I) - B(-I)) / 2 when both
    polarities exist; else B(+I) - B(0) with the zero-current reading at the same
-   radius (same repeat and current if available).
-2. Pool over repeats: mean, standard error = max(scatter / sqrt(n),
-   propagated ``Field std``).
-3. Ratios B2/B1, B3/B1 (radii sorted, r1 the smallest) per current and pooled
-   (pooled: the current-normalised field b(r) = weighted slope of B against I).
-   A denominator within 2 sigma of zero gives status ``undefined`` (numerator
-   also consistent with zero) or ``bound`` (value = lower bound Bk / (B1 + 2 sigma1)).
-4. Exponent n of B ~ r^n: weighted fit of ln B against ln r (common n, one
-   intercept per current) over fields more than 2 sigma above zero.
-5. Model comparison: every model of :mod:`labctl.physics` fitted to the fields
-   (all currents and radii, weighted) with a common calibration factor k and its
-   own parameter (Ic for bean, lambda for meissner, Hc for intermediate),
-   ranked by AIC (ties: the simpler model first), with chi2, BIC and p-value.
-6. Outer check: B at the outer radius against mu0 I / (2 pi R).
+   radius.  A linear offset drift is estimated against the time column (else the
+   row order) from the offset samples (B(+I) + B(-I)) / 2 or the zero-current
+   readings, removed when significant, and reported; so is an offset that
+   changes with the current (which reversal cannot remove).
+2. Noise model: the probe's noise is instrumental, so the variance of one
+   repeat's signal is pooled over every (current, radius) cell (degrees of
+   freedom sum(n - 1)); sigma^2 = a^2 + (b B)^2 is used instead when a
+   likelihood-ratio test prefers it; the per-row ``Field std`` (divided by
+   sqrt(``Readings``)) is a floor.  One repeat and no per-row errors: no noise
+   estimate, and no verdict.
+3. Probe position: every radius has an unknown offset delta ~ N(0, sigma_pos)
+   (``position_err`` option, the file's ``Position uncertainty``, default
+   0.02 mm), marginalised analytically in every fit (a covariance
+   sigma_pos^2 k^2 dB/dr dB/dr^T shared by the cells of one radius).
+4. Ratios B2/B1, B3/B1 per current and pooled (pooled: the current-normalised
+   field b(r), slope of B against I): Fieller intervals with Student-t
+   quantiles; ``ok`` only when the denominator is > 3 (t-scaled) sigma from zero;
+   otherwise a positive lower bound or ``undefined``.
+5. Model comparison: every model fitted (common calibration k plus its own
+   parameter) by generalised least squares; goodness of fit by the F-test
+   chi2/dof ~ F(dof, noise dof); AIC/BIC ranking; Student-t parameter intervals.
+6. Outer check: B at the outer radius against mu0 I / (2 pi R), flagged when it
+   departs from 1 by more than 3 sigma.
 """
 from __future__ import annotations
 
@@ -25,9 +34,10 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq, minimize_scalar
-from scipy.stats import chi2 as chi2_dist
+from scipy import stats
+from scipy.optimize import brentq, minimize, minimize_scalar
 
+from labctl.analysis import stats as S
 from labctl.analysis.loading import AnalysisError, Dataset
 from labctl.physics import (
     field_bean,
@@ -41,9 +51,11 @@ from labctl.physics import (
 MODEL_ORDER = ("uniform", "linear-j", "meissner", "bean", "intermediate")  # tie-break: simpler first
 EXPECTED_RATIOS = {"uniform": (math.sqrt(2), 2.0), "linear-j": (2.0, 4.0)}
 DEFAULT_RADIUS = 0.010
+DEFAULT_POSITION_ERR = 2e-5  # m: probe position uncertainty per radius when nothing better is known
 LAMBDA_BOUNDS = (1e-9, 1e-3)
 INTERMEDIATE_LAMBDA = 50e-9
 P_REJECT = 0.003  # ~3 sigma
+P_DRIFT = 0.01  # significance of an offset drift / current-dependent offset
 LIMIT_DCHI2 = 9.0  # a parameter must beat its degenerate limit by 3 sigma to count as measured
 # Where a model's parameter range ends, the model becomes another one:
 DEGENERATE_LIMITS = {
@@ -51,48 +63,141 @@ DEGENERATE_LIMITS = {
     "intermediate": {"lo": "uniform", "hi": "meissner"},  # Hc -> 0: uniform; above Silsbee: London
 }
 GRID = 241
+FINE = 25
 
 
 # ---------------------------------------------------------------------------
-# reduction
+# reduction: offsets, drift, noise model
 # ---------------------------------------------------------------------------
-def _group_mean(b: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    n = len(b)
-    mean = float(np.mean(b))
-    errs = []
-    if np.all(np.isfinite(s)):
-        errs.append(float(np.sqrt(np.sum(s**2))) / n)
-    if n >= 2:
-        errs.append(float(np.std(b, ddof=1)) / math.sqrt(n))
-    return mean, (max(errs) if errs else float("nan"))
+def _linear_test(y: np.ndarray, cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """OLS of y on [1, cols...]: coefficients, their t statistics, residual variance, dof."""
+    a = np.column_stack([np.ones(len(y))] + cols)
+    dof = len(y) - a.shape[1]
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    res = y - a @ coef
+    s2 = float(res @ res) / dof if dof > 0 else float("nan")
+    cov = np.linalg.pinv(a.T @ a) * s2
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se > 0, coef / se, 0.0)
+    return coef, t, s2, dof
+
+
+def _drift(df: pd.DataFrame, time_label: str, notes: list[str]) -> dict:
+    """Estimate (and remove from df['b']) a linear offset drift; test a current-dependent offset."""
+    info: dict = {"time": time_label, "slope": 0.0, "removed": False, "current_dependent": False}
+    nz = df[df["pol"] != 0]
+    agg = nz.groupby(["rep", "i", "r", "pol"])[["b", "t"]].mean().unstack("pol")
+    if (1.0 in agg["b"].columns) and (-1.0 in agg["b"].columns):
+        agg = agg.dropna()
+    else:
+        agg = agg.iloc[0:0]
+    if len(agg) >= 4:
+        o = 0.5 * (agg[("b", 1.0)] + agg[("b", -1.0)]).to_numpy(float)
+        t = 0.5 * (agg[("t", 1.0)] + agg[("t", -1.0)]).to_numpy(float)
+        i = agg.index.get_level_values("i").to_numpy(float)
+        source = "offset samples (B+ + B-)/2"
+        cols = [t - t.mean()] + ([i - i.mean()] if np.ptp(i) > 0 else [])
+    else:
+        z = df[df["pol"] == 0]
+        if len(z) < 4 or z["t"].nunique() < 2:
+            return info
+        o, t, r = z["b"].to_numpy(float), z["t"].to_numpy(float), z["r"].to_numpy(float)
+        source = "zero-current readings"
+        radii = np.unique(r)
+        cols = [t - t.mean()] + [(r == x).astype(float) for x in radii[1:]]
+    if np.ptp(t) <= 0:
+        return info
+    coef, tstat, s2, dof = _linear_test(o, cols)
+    if dof < 2:
+        return info
+    p_drift = S.t_p_two_sided(float(tstat[1]), dof)
+    info.update(slope=float(coef[1]), p_value=p_drift, source=source)
+    unit = "s" if time_label == "time" else "row"
+    if p_drift < P_DRIFT:
+        df["b"] = df["b"] - coef[1] * (df["t"] - t.mean())
+        info["removed"] = True
+        notes.append(f"the probe offset drifts by {coef[1]:.3g} T/{unit} (p = {p_drift:.2g}, from the {source} "
+                     f"against the {time_label}); removed as a linear drift"
+                     + ("" if time_label == "time" else
+                        " (no time column: the row order is taken as the reading order)"))
+    if source.startswith("offset") and len(cols) == 2 and dof >= 2:
+        p_cur = S.t_p_two_sided(float(tstat[2]), dof)
+        info["current_p_value"] = p_cur
+        if p_cur < P_DRIFT:
+            info["current_dependent"] = True
+            notes.append(f"the offset (B+ + B-)/2 changes with the current ({coef[2]:.3g} T/A, p = {p_cur:.2g}): "
+                         f"current reversal does not remove it (probe non-linearity or a field from the leads?)")
+    return info
+
+
+def _fit_hetero(means: np.ndarray, vars_: np.ndarray, dofs: np.ndarray) -> tuple[float, float, float] | None:
+    """ML fit of sigma^2 = a^2 + b^2 B^2 to cell variances; returns (a2, b2, LR statistic vs constant)."""
+    ok = dofs > 0
+    m, v, k = means[ok], vars_[ok], dofs[ok]
+    if len(m) < 4 or np.ptp(np.abs(m)) <= 0:
+        return None
+    s0 = float(np.sum(k * v) / np.sum(k))
+    if s0 <= 0:
+        return None
+
+    def nll(x):
+        s2 = np.exp(x[0]) + np.exp(x[1]) * m * m
+        return float(np.sum(0.5 * k * (np.log(s2) + v / s2)))
+
+    l0 = nll([math.log(s0), -80.0])
+    best = None
+    for frac in (0.1, 0.5, 0.9):
+        x0 = [math.log(s0 * (1 - frac) + 1e-300), math.log(frac * s0 / max(np.mean(m * m), 1e-300))]
+        res = minimize(nll, x0, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 400})
+        if best is None or res.fun < best.fun:
+            best = res
+    return float(np.exp(best.x[0])), float(np.exp(best.x[1])), float(2 * (l0 - best.fun))
 
 
 def reduce_fields(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Offset-corrected fields pooled over repeats: columns current, radius, field, err, repeats, method."""
+    """Offset-corrected fields pooled over repeats.
+
+    Columns: current, radius, field (mean over repeats), err (its standard error from the
+    noise model), repeats, sigma (noise of one repeat).  ``table.attrs``: ``offset_method``,
+    ``dof`` (degrees of freedom of the noise estimate, inf when known), ``noise`` (the
+    noise model), ``drift`` and ``refuse`` (why no uncertainty can be given, or None).
+    """
     notes: list[str] = []
-    cur = frame["Current (A)"].to_numpy(float) if "Current (A)" in frame else np.ones(len(frame))
+    n = len(frame)
+    cur = frame["Current (A)"].to_numpy(float) if "Current (A)" in frame else np.ones(n)
     rad = frame["Radius (m)"].to_numpy(float)
     fld = frame["Field (T)"].to_numpy(float)
-    std = frame["Field std (T)"].to_numpy(float) if "Field std (T)" in frame else np.full(len(frame), np.nan)
+    std = frame["Field std (T)"].to_numpy(float) if "Field std (T)" in frame else np.full(n, np.nan)
     if "Readings" in frame:  # 'Field std' is the scatter of the readings; the row's error is std / sqrt(n)
         std = std / np.sqrt(np.maximum(frame["Readings"].to_numpy(float), 1.0))
-    rep = frame["Repeat"].to_numpy(float) if "Repeat" in frame else np.zeros(len(frame))
     if "Polarity" in frame:
         pol = np.sign(frame["Polarity"].to_numpy(float))
-        cur = np.abs(cur)
     else:
         pol = np.sign(cur)
-        cur = np.abs(cur)
-    df = pd.DataFrame({"rep": rep, "i": np.round(cur, 6), "r": np.round(rad, 9), "pol": pol,
-                       "b": fld, "s": std})
-    groups = {key: _group_mean(g["b"].to_numpy(), g["s"].to_numpy())
-              for key, g in df.groupby(["rep", "i", "r", "pol"], sort=True)}
-    # zero-current backgrounds, looked up by (rep, i, r), then (rep, r), then (r)
+    cur = np.abs(cur)
+    if "Time (s)" in frame and np.isfinite(frame["Time (s)"].to_numpy(float)).all():
+        tcol, time_label = frame["Time (s)"].to_numpy(float), "time"
+    else:
+        tcol, time_label = np.arange(n, dtype=float), "row order"
+    df = pd.DataFrame({"i": np.round(cur, 6), "r": np.round(rad, 9), "pol": pol, "b": fld, "s": std, "t": tcol})
+    if "Repeat" in frame:
+        df["rep"] = frame["Repeat"].to_numpy(float)
+    else:  # repeated rows of one (current, radius, polarity) are repeats, in file order
+        df["rep"] = df.groupby(["i", "r", "pol"]).cumcount().astype(float)
+    drift = _drift(df, time_label, notes)
+
+    df["s2"] = df["s"] ** 2
+
+    def means(frame, keys):
+        a = frame.groupby(keys, sort=True).agg(b=("b", "mean"), s2=("s2", "mean"), n=("b", "size"))
+        return {k: (float(b), float(s2) / n) for k, b, s2, n in zip(a.index, a["b"], a["s2"], a["n"])}
+
+    groups = means(df, ["rep", "i", "r", "pol"])
     bg_rows = df[df["pol"] == 0]
     bg_exact = {(k[0], k[1], k[2]): v for k, v in groups.items() if k[3] == 0}
-    bg_rep = {key: _group_mean(g["b"].to_numpy(), g["s"].to_numpy())
-              for key, g in bg_rows.groupby(["rep", "r"])}
-    bg_any = {key: _group_mean(g["b"].to_numpy(), g["s"].to_numpy()) for key, g in bg_rows.groupby("r")}
+    bg_rep = means(bg_rows, ["rep", "r"]) if len(bg_rows) else {}
+    bg_any = means(bg_rows, "r") if len(bg_rows) else {}
 
     def background(rp, i, r):
         for table, key in ((bg_exact, (rp, i, r)), (bg_rep, (rp, r)), (bg_any, r)):
@@ -107,105 +212,74 @@ def reduce_fields(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         m = groups.get((rp, i, r, -1.0))
         bg = background(rp, i, r)
         if p and m:
-            val, err, how = 0.5 * (p[0] - m[0]), 0.5 * math.hypot(p[1], m[1]), "reversal"
+            val, var, how = 0.5 * (p[0] - m[0]), 0.25 * (p[1] + m[1]), "reversal"
         elif p and bg:
-            val, err, how = p[0] - bg[0], math.hypot(p[1], bg[1]), "background"
+            val, var, how = p[0] - bg[0], p[1] + bg[1], "background"
         elif m and bg:
-            val, err, how = -(m[0] - bg[0]), math.hypot(m[1], bg[1]), "background"
+            val, var, how = -(m[0] - bg[0]), m[1] + bg[1], "background"
         elif p:
-            val, err, how = p[0], p[1], "none"
+            val, var, how = p[0], p[1], "none"
         else:
-            val, err, how = -m[0], m[1], "none"
+            val, var, how = -m[0], m[1], "none"
         methods.add(how)
-        signals.append((rp, i, r, val, err))
+        signals.append((rp, i, r, val, var))
     if not signals:
         raise AnalysisError("no field readings at non-zero current")
     if "none" in methods:
         notes.append("some fields have no reversed or zero-current reading: offset not removed there")
-    sig = pd.DataFrame(signals, columns=["rep", "i", "r", "b", "s"])
-    rows = []
-    for (i, r), g in sig.groupby(["i", "r"], sort=True):
-        mean, err = _group_mean(g["b"].to_numpy(), g["s"].to_numpy())
-        rows.append({"current": float(i), "radius": float(r), "field": mean, "err": err,
-                     "repeats": len(g)})
+        if not drift.get("source"):
+            notes.append("offset drift cannot be checked without current reversal or zero-current readings")
+    sig = np.array([s[1:] for s in signals], float)
+    keys, inv = np.unique(sig[:, :2], axis=0, return_inverse=True)
+    inv = inv.ravel()
+    cells = [(float(keys[j, 0]), float(keys[j, 1]), sig[inv == j, 2], sig[inv == j, 3]) for j in range(len(keys))]
+    means = np.array([c[2].mean() for c in cells])
+    counts = np.array([len(c[2]) for c in cells])
+    cvars = np.array([np.var(c[2], ddof=1) if len(c[2]) > 1 else np.nan for c in cells])
+    floor = np.array([np.nanmean(c[3]) if np.isfinite(c[3]).any() else np.nan for c in cells])
+    has_floor = bool(np.isfinite(floor).all() and (floor > 0).all())
+    pooled, dof = S.pooled_variance(c[2] for c in cells)
+    noise: dict = {"model": None, "dof": dof, "floor": bool(has_floor)}
+    refuse = None
+    if dof > 0 and pooled > 0:
+        sigma2 = np.full(len(cells), pooled)
+        noise.update(model="constant", sigma=math.sqrt(pooled))
+        het = _fit_hetero(means, np.nan_to_num(cvars), np.maximum(counts - 1, 0))
+        if het is not None and het[2] > stats.chi2.ppf(0.99, 1):
+            a2, b2, lr = het
+            sigma2 = a2 + b2 * means**2
+            dof = max(dof - 1, 1)
+            noise.update(model="a^2+(bB)^2", a=math.sqrt(a2), b=math.sqrt(b2), lr=lr, dof=dof)
+            notes.append(f"the field noise grows with the field: sigma^2 = a^2 + (b B)^2 with a = {math.sqrt(a2):.3g} T, "
+                         f"b = {math.sqrt(b2):.3g} (likelihood ratio {lr:.3g})")
+        if has_floor:
+            raised = floor > sigma2
+            if raised.all():
+                noise["floor_used"] = "all"
+            elif raised.any():
+                noise["floor_used"] = "some"
+            sigma2 = np.maximum(sigma2, floor)
+        noise["dof"] = dof
+    elif has_floor:
+        sigma2 = floor
+        dof = math.inf
+        noise.update(model="instrument", dof=dof, sigma=float(math.sqrt(np.mean(floor))))
+        notes.append("one repeat: the noise is the instrument's own scatter ('Field std'); "
+                     "repeat-to-repeat variations are not measured")
+    else:
+        sigma2 = np.full(len(cells), np.nan)
+        dof = 0
+        refuse = ("one repeat per cell and no per-row uncertainties ('Field std'): the noise cannot be "
+                  "estimated, so no uncertainty, p-value or verdict can be given")
+        notes.append(refuse)
+    rows = [{"current": c[0], "radius": c[1], "field": float(mu), "err": float(math.sqrt(s2 / k)),
+             "repeats": int(k), "sigma": float(math.sqrt(s2))}
+            for c, mu, s2, k in zip(cells, means, sigma2, counts)]
     table = pd.DataFrame(rows)
     method = ("reversal" if methods == {"reversal"} else
               "background" if methods == {"background"} else "+".join(sorted(methods)))
-    table.attrs["offset_method"] = method
+    table.attrs.update(offset_method=method, dof=dof, noise=noise, drift=drift, refuse=refuse)
     return table, notes
-
-
-def _fill_errors(table: pd.DataFrame, notes: list[str]) -> bool:
-    """Replace missing/zero errors; returns True if errors must be estimated from the fit."""
-    err = table["err"].to_numpy(float)
-    good = np.isfinite(err) & (err > 0)
-    if good.all():
-        return False
-    if good.any():
-        table.loc[~good, "err"] = float(np.median(err[good]))
-        notes.append(f"{int((~good).sum())} field(s) without an uncertainty: median uncertainty used")
-        return False
-    table["err"] = 1.0
-    notes.append("no uncertainties in the data (no 'Field std', no repeats): scaled from the best fit")
-    return True
-
-
-# ---------------------------------------------------------------------------
-# ratios and exponent
-# ---------------------------------------------------------------------------
-def ratio(num: float, num_err: float, den: float, den_err: float) -> dict:
-    """B_k / B_1 with status ok / bound / undefined (see the module docstring)."""
-    if not (np.isfinite(den) and np.isfinite(num)):
-        return {"value": None, "err": None, "status": "undefined"}
-    if abs(den) < 2 * den_err:
-        if abs(num) < 2 * num_err:
-            return {"value": None, "err": None, "status": "undefined"}
-        bound = num / (max(den, 0.0) + 2 * den_err)
-        return {"value": float(bound), "err": None, "status": "bound"}
-    q = num / den
-    err = math.sqrt(num_err**2 + (q * den_err) ** 2) / abs(den)
-    return {"value": float(q), "err": float(err), "status": "ok"}
-
-
-def _ratios_at(radii: list[float], field: dict, err: dict) -> dict:
-    out = {}
-    r1 = radii[0]
-    for k, rk in enumerate(radii[1:3], start=2):
-        out[f"B{k}/B1"] = ratio(field[rk], err[rk], field[r1], err[r1])
-    return out
-
-
-def exponent_fit(table: pd.DataFrame) -> dict:
-    """n in B ~ r^n: common slope of ln B vs ln r, one intercept per current.
-
-    Uses radii whose pooled (current-normalised) field is more than 3 sigma above
-    zero, and there the fields more than 2 sigma above zero: a noise excursion at
-    one current cannot produce an exponent from a profile that is zero inside.
-    """
-    pf, pe = pooled_normalised(table)
-    good_r = [r for r in pf if pf[r] > 3 * pe[r]]
-    sel = table[(table["field"] > 2 * table["err"]) & (table["radius"] > 0)
-                & table["radius"].isin(good_r)]
-    per_current = sel.groupby("current").filter(lambda g: len(g) >= 2)
-    if per_current["radius"].nunique() < 2 or len(per_current) < 2:
-        return {"value": None, "err": None, "points": len(per_current),
-                "message": "fewer than two radii with a field significantly above zero"}
-    currents = sorted(per_current["current"].unique())
-    x = np.log(per_current["radius"].to_numpy(float))
-    y = np.log(per_current["field"].to_numpy(float))
-    w = (per_current["field"].to_numpy(float) / per_current["err"].to_numpy(float)) ** 2
-    a = np.zeros((len(x), len(currents) + 1))
-    a[:, 0] = x
-    for j, c in enumerate(currents):
-        a[:, j + 1] = per_current["current"].to_numpy(float) == c
-    sw = np.sqrt(w)
-    coef, *_ = np.linalg.lstsq(a * sw[:, None], y * sw, rcond=None)
-    cov = np.linalg.pinv((a * w[:, None]).T @ a)
-    dof = len(x) - a.shape[1]
-    chi2 = float(np.sum(w * (y - a @ coef) ** 2))
-    scale = max(1.0, chi2 / dof) if dof > 0 else 1.0
-    return {"value": float(coef[0]), "err": float(math.sqrt(cov[0, 0] * scale)), "points": len(x),
-            "chi2": chi2, "dof": int(dof)}
 
 
 # ---------------------------------------------------------------------------
@@ -233,60 +307,136 @@ def model_field(name: str, r, current, radius: float, param: float | None = None
     return out
 
 
-def _profile(f: np.ndarray, b: np.ndarray, s: np.ndarray) -> tuple[float, float, float]:
-    """Best k for B = k f, its conditional error, and chi2."""
-    w = 1.0 / s**2
-    ff = float(np.sum(w * f * f))
-    if ff <= 0:
-        return 0.0, float("inf"), float(np.sum(w * b * b))
-    k = float(np.sum(w * f * b)) / ff
-    return k, 1.0 / math.sqrt(ff), float(np.sum(w * (b - k * f) ** 2))
+def _model_and_slope(name, r, current, radius, param, h):
+    """Model field f and its change per metre of probe displacement g (secant over +-h;
+    a probe at or beyond the wall is displaced outwards only)."""
+    n = len(r)
+    if h <= 0:
+        return model_field(name, r, current, radius, param), np.zeros(n)
+    rr = np.concatenate([r - h, r, r + h])
+    cc = np.concatenate([current, current, current])
+    allf = model_field(name, rr, cc, radius, param)
+    fm, f, fp = allf[:n], allf[n:2 * n], allf[2 * n:]
+    wall = r >= radius * (1 - 1e-9)
+    g = np.where(wall, (fp - f) / h, (fp - fm) / (2 * h))
+    return f, g
+
+
+class _Design:
+    """The cells, their noise variances and the radius blocks of the position nuisance.
+
+    The covariance is diag(var) + sum over radii of u u^T (u = sigma_pos k dB/dr on the cells of
+    that radius): a rank-one update per block, inverted by Sherman-Morrison.
+    """
+
+    def __init__(self, r, current, b, err, position_err=0.0):
+        self.r, self.i, self.b = (np.asarray(x, float) for x in (r, current, b))
+        self.var = np.asarray(err, float) ** 2
+        self.pos = float(position_err or 0.0)
+        _u, self.block_of = np.unique(np.round(self.r, 12), return_inverse=True)
+        self.nb = len(_u)
+        self.blocks = [np.flatnonzero(self.block_of == j) for j in range(self.nb)]
+
+    def _bsum(self, x: np.ndarray) -> np.ndarray:
+        return np.bincount(self.block_of, weights=x, minlength=self.nb)
+
+    def solve(self, kg: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """C^-1 x."""
+        y = x / self.var
+        if self.pos <= 0:
+            return y
+        u = self.pos * kg
+        uv = u / self.var
+        den = 1.0 + self._bsum(u * uv)
+        return y - uv * (self._bsum(uv * x) / den)[self.block_of]
+
+    def cov(self, kg: np.ndarray) -> np.ndarray:
+        c = np.diag(self.var)
+        if self.pos > 0:
+            for idx in self.blocks:
+                v = kg[idx]
+                c[np.ix_(idx, idx)] += self.pos**2 * np.outer(v, v)
+        return c
+
+    def profile(self, f: np.ndarray, g: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+        """Best k for B = k f (position nuisance marginalised), its error, chi2, k g."""
+        w = 1.0 / self.var
+        ff = float(np.sum(w * f * f))
+        if ff <= 0:
+            kg = np.zeros_like(f)
+            return 0.0, math.inf, float(self.b @ self.solve(kg, self.b)), kg
+        k = float(np.sum(w * f * self.b)) / ff
+        for _ in range(2):
+            ci_f = self.solve(k * g, f)
+            fcf = float(f @ ci_f)
+            k = float(ci_f @ self.b) / fcf
+        kg = k * g
+        res = self.b - k * f
+        return k, 1.0 / math.sqrt(fcf), float(res @ self.solve(kg, res)), kg
 
 
 def _param_space(name: str, currents: np.ndarray, radius: float):
-    """(parameter key, log-bounds, unused, unit) of a model's own parameter."""
+    """(parameter key, log-bounds, unit) of a model's own parameter."""
     imin, imax = float(currents.min()), float(currents.max())
     if name == "meissner":
-        return "lambda", (math.log(LAMBDA_BOUNDS[0]), math.log(LAMBDA_BOUNDS[1])), lambda p: p, "m"
+        return "lambda", (math.log(LAMBDA_BOUNDS[0]), math.log(LAMBDA_BOUNDS[1])), "m"
     if name == "bean":
-        return "ic", (math.log(0.5 * imin), math.log(1e3 * imax)), lambda p: p, "A"
+        return "ic", (math.log(0.5 * imin), math.log(1e3 * imax)), "A"
     if name == "intermediate":
         # parameterised by the Silsbee current Is = 2 pi R Hc; reported as Hc (A/m)
         return "hc", (math.log(1e-3 * imin / (2 * math.pi * radius)),
-                      math.log(1e3 * imax / (2 * math.pi * radius))), lambda p: p, "A/m"
+                      math.log(1e3 * imax / (2 * math.pi * radius))), "A/m"
     return None
 
 
-def fit_model(name: str, r, current, b, err, radius: float) -> dict:
-    """Fit one model (common k plus its own parameter) by weighted least squares."""
-    r, current, b, err = (np.asarray(x, float) for x in (r, current, b, err))
-    n = len(b)
-    space = _param_space(name, current, radius)
+def fit_model(name: str, r, current, b, err, radius: float, dof_noise=math.inf,
+              position_err: float = 0.0) -> dict:
+    """Fit one model (common k plus its own parameter) by generalised least squares.
+
+    ``dof_noise``: degrees of freedom of the noise estimate behind ``err`` (inf: known),
+    used for the F-test p-value and the Student-t parameter intervals.
+    """
+    d = _Design(r, current, b, err, position_err)
+    n = len(d.b)
+    space = _param_space(name, d.i, radius)
     params: dict = {}
+    tf = S.sigma_factor(dof_noise)
+    h = d.pos
+    reduces: list[str] = []
     if space is None:
-        f = model_field(name, r, current, radius)
-        k, kerr, chi2 = _profile(f, b, err)
+        f, g = _model_and_slope(name, d.r, d.i, radius, None, h)
+        k, kerr, chi2, cmat = d.profile(f, g)
         npar = 1
+        best_param = None
+        k_move = 0.0
     else:
-        key, (xlo, xhi), _unused, unit = space
+        key, (xlo, xhi), unit = space
 
         def chi2_at(x: float) -> float:
-            return _profile(model_field(name, r, current, radius, math.exp(x)), b, err)[2]
+            f, g = _model_and_slope(name, d.r, d.i, radius, math.exp(x), h)
+            return d.profile(f, g)[2]
 
         xs = np.linspace(xlo, xhi, GRID)
         cs = np.array([chi2_at(x) for x in xs])
         j = int(np.argmin(cs))
         a, c = xs[max(j - 1, 0)], xs[min(j + 1, GRID - 1)]
         best_x, best_c = xs[j], cs[j]
-        if c > a:
-            res = minimize_scalar(chi2_at, bounds=(a, c), method="bounded",
-                                  options={"xatol": 1e-6})
+        if c > a:  # the chi2 surface can have kinks (a Bean front crossing a probe): refine on a fine grid first
+            fine = np.linspace(a, c, FINE)
+            fc = np.array([chi2_at(x) for x in fine])
+            jf = int(np.argmin(fc))
+            if fc[jf] < best_c:
+                best_x, best_c = fine[jf], fc[jf]
+            a2, c2 = fine[max(jf - 1, 0)], fine[min(jf + 1, FINE - 1)]
+            res = minimize_scalar(chi2_at, bounds=(a2, c2), method="bounded", options={"xatol": 1e-7})
             if res.success and res.fun <= best_c:
                 best_x, best_c = float(res.x), float(res.fun)
-        f = model_field(name, r, current, radius, math.exp(best_x))
-        k, kerr, chi2 = _profile(f, b, err)
+        best_param = math.exp(best_x)
+        f, g = _model_and_slope(name, d.r, d.i, radius, best_param, h)
+        k, kerr, chi2, cmat = d.profile(f, g)
         npar = 2
-        # Delta chi2 = 1 interval (and one-sided 95 % limits) from the profile
+
+        # Student-t interval from the profile: Delta chi2 = t^2 (and one-sided 95 % limits)
         def edge(target: float, side: int) -> float | None:
             idx = np.flatnonzero(xs > best_x) if side > 0 else np.flatnonzero(xs < best_x)[::-1]
             prev = best_x
@@ -299,21 +449,25 @@ def fit_model(name: str, r, current, b, err, radius: float) -> dict:
                 prev = x
             return None
 
-        lo1, hi1 = edge(best_c + 1.0, -1), edge(best_c + 1.0, +1)
-        # A parameter whose limit (grid end) is within Delta chi2 = 9 (3 sigma) of the best fit is
-        # not measured: only a one-sided 95 % limit is reported (e.g. Meissner lambda -> 0).
+        lo1, hi1 = edge(best_c + tf**2, -1), edge(best_c + tf**2, +1)
+        # k's error is marginal over the parameter: add how far k moves across the parameter's interval
+        k_move = 0.0
+        if lo1 is not None and hi1 is not None:
+            ks = [d.profile(*_model_and_slope(name, d.r, d.i, radius, math.exp(x), h))[0] for x in (lo1, hi1)]
+            k_move = 0.5 * abs(ks[1] - ks[0]) / tf
+        one_sided = S.t_quantile(0.90, dof_noise) ** 2  # one-sided 95 %
         free_lo = cs[0] - best_c < LIMIT_DCHI2
         free_hi = cs[-1] - best_c < LIMIT_DCHI2
-        value = math.exp(best_x)
+        value = best_param
         entry = {"value": value, "err": None, "unit": unit}
         if free_lo and free_hi:
             entry["note"] = "not constrained by the data"
         elif free_lo:
-            hi95 = edge(best_c + 2.71, +1)
+            hi95 = edge(best_c + one_sided, +1)
             entry["upper_limit_95"] = math.exp(hi95) if hi95 is not None else None
             entry["note"] = "only an upper limit: the data cannot tell smaller values apart"
         elif free_hi:
-            lo95 = edge(best_c + 2.71, -1)
+            lo95 = edge(best_c + one_sided, -1)
             entry["lower_limit_95"] = math.exp(lo95) if lo95 is not None else None
             entry["note"] = "only a lower limit: the data cannot tell larger values apart"
         elif lo1 is not None and hi1 is not None:
@@ -332,19 +486,30 @@ def fit_model(name: str, r, current, b, err, radius: float) -> dict:
         if name == "intermediate":
             entry["silsbee_current"] = 2 * math.pi * radius * value
         params[key] = entry
-    params = {"k": {"value": k, "err": kerr, "unit": ""}, **params}
+    kerr = math.hypot(kerr, k_move)
+    params = {"k": {"value": k, "err": kerr * tf if math.isfinite(kerr) else None, "unit": ""}, **params}
     dof = n - npar
-    reduces_to = reduces if space is not None else []
+    # posterior probe displacements (what the fit says each radius is off by)
+    shifts = []
+    if d.pos > 0 and math.isfinite(chi2):
+        res = d.b - k * f
+        cres = d.solve(cmat, res)
+        for idx in d.blocks:
+            v = k * g[idx]
+            shift = d.pos**2 * float(v @ cres[idx])
+            shifts.append({"radius": float(d.r[idx[0]]), "shift": shift, "pull": shift / d.pos})
     return {
-        "reduces_to": reduces_to,
+        "reduces_to": reduces,
         "name": name,
         "chi2": float(chi2),
         "dof": int(dof),
         "npar": npar,
         "aic": float(chi2 + 2 * npar),
         "bic": float(chi2 + npar * math.log(max(n, 1))),
-        "p_value": float(chi2_dist.sf(chi2, dof)) if dof > 0 else None,
+        "p_value": S.gof_p(chi2, dof, dof_noise),
         "params": params,
+        "position_shifts": shifts,
+        "_fg": (k, f, g, best_param),
     }
 
 
@@ -361,12 +526,26 @@ def _limit_note(m: dict) -> str | None:
     return "; ".join(notes) if notes else None
 
 
-def compare_models(table: pd.DataFrame, radius: float, models=MODEL_ORDER) -> list[dict]:
+def compare_models(table: pd.DataFrame, radius: float, models=MODEL_ORDER, dof_noise=None,
+                   position_err: float | None = None, fits: list[dict] | None = None) -> list[dict]:
+    """Every model fitted to the table's fields, best first (see the module docstring).
+
+    ``dof_noise`` and ``position_err`` default to the table's noise model (``table.attrs``);
+    ``fits``: results of :func:`fit_model` already computed (copied, not refitted).
+    """
+    if dof_noise is None:
+        dof_noise = table.attrs.get("dof", math.inf)
+        if not dof_noise:
+            dof_noise = math.inf
+    if position_err is None:
+        position_err = table.attrs.get("position_err", 0.0)
     r = table["radius"].to_numpy(float)
     cur = table["current"].to_numpy(float)
     b = table["field"].to_numpy(float)
     s = table["err"].to_numpy(float)
-    fits = [fit_model(name, r, cur, b, s, radius) for name in models]
+    if fits is None:
+        fits = [fit_model(name, r, cur, b, s, radius, dof_noise, position_err) for name in models]
+    fits = [{k: v for k, v in m.items() if k != "_fg"} for m in fits]
     for m in fits:
         note = _limit_note(m)
         if note:
@@ -422,90 +601,239 @@ def verdict_text(models: list[dict]) -> str:
     return head + ". " + "; ".join(parts) + "."
 
 
-def outer_check(table: pd.DataFrame, radius: float) -> dict | None:
-    rmax = float(table["radius"].max())
-    if abs(rmax - radius) > 0.05 * radius:
-        return {"radius": rmax, "per_current": [], "ratio": None, "ratio_err": None,
-                "message": f"outermost radius {rmax * 1e3:.4g} mm is not at the wall R = {radius * 1e3:.4g} mm"}
-    rows = table[np.isclose(table["radius"], rmax)]
-    out = []
-    for _, row in rows.iterrows():
-        exp = outer_field(row["current"], max(rmax, radius))
-        q = row["field"] / exp
-        out.append({"current": float(row["current"]), "measured": float(row["field"]),
-                    "measured_err": float(row["err"]), "expected": float(exp),
-                    "ratio": float(q), "ratio_err": float(row["err"] / exp)})
-    q = np.array([o["ratio"] for o in out])
-    e = np.array([o["ratio_err"] for o in out])
-    w = 1 / e**2
-    mean = float(np.sum(w * q) / np.sum(w))
-    err = float(1 / math.sqrt(np.sum(w)))
-    return {"radius": rmax, "per_current": out, "ratio": mean, "ratio_err": err,
-            "message": f"B(outer) = {mean:.4f} +- {err:.1g} x mu0 I / (2 pi R)"}
+# ---------------------------------------------------------------------------
+# ratios, exponent, linearity, outer check
+# ---------------------------------------------------------------------------
+def ratio(num: float, num_err: float, den: float, den_err: float, dof=math.inf, cov: float = 0.0) -> dict:
+    """B_k / B_1 with status ok / bound / undefined (Fieller; see :func:`stats.ratio_estimate`)."""
+    if not all(x is not None and math.isfinite(x) for x in (num, den, num_err, den_err)):
+        return {"value": None, "err": None, "status": "undefined", "reason": "no uncertainty"}
+    return S.ratio_estimate(float(num), float(num_err) ** 2, float(den), float(den_err) ** 2, cov, dof)
 
 
-def pooled_normalised(table: pd.DataFrame) -> tuple[dict, dict]:
-    """Per radius, the weighted slope b = B / I through the origin and its error."""
+def _pos_slope(table: pd.DataFrame, best: dict | None) -> np.ndarray:
+    """k dB/dr of the best model at every cell (T/m), zero when unknown."""
+    if best is None or "_fg" not in best:
+        return np.zeros(len(table))
+    k, _f, g, _p = best["_fg"]
+    return k * np.asarray(g, float)
+
+
+def _cell_errors(table: pd.DataFrame, kg: np.ndarray) -> np.ndarray:
+    """Per-cell error including the probe-position uncertainty (for quantities at one current)."""
+    pos = table.attrs.get("position_err", 0.0) or 0.0
+    return np.sqrt(table["err"].to_numpy(float) ** 2 + (pos * kg) ** 2)
+
+
+def pooled_normalised(table: pd.DataFrame, kg: np.ndarray | None = None) -> tuple[dict, dict]:
+    """Per radius, the weighted slope b = B / I through the origin and its error
+    (noise, plus the probe-position uncertainty when ``kg`` = k dB/dr is given)."""
+    pos = table.attrs.get("position_err", 0.0) or 0.0
     field, err = {}, {}
-    for r, g in table.groupby("radius"):
-        i = g["current"].to_numpy(float)
-        b = g["field"].to_numpy(float)
-        s = g["err"].to_numpy(float)
+    kg = np.zeros(len(table)) if kg is None else np.asarray(kg, float)
+    for r in sorted(table["radius"].unique()):
+        sel = np.isclose(table["radius"].to_numpy(float), r)
+        i = table["current"].to_numpy(float)[sel]
+        b = table["field"].to_numpy(float)[sel]
+        s = table["err"].to_numpy(float)[sel]
         w = i**2 / s**2
         field[float(r)] = float(np.sum(i * b / s**2) / np.sum(w))
-        err[float(r)] = float(1 / math.sqrt(np.sum(w)))
+        var = 1 / np.sum(w) + (pos * np.sum(i * kg[sel] / s**2) / np.sum(w)) ** 2
+        err[float(r)] = float(math.sqrt(var))
     return field, err
 
 
+def _ratios_at(radii: list[float], field: dict, err: dict, dof) -> dict:
+    out = {}
+    r1 = radii[0]
+    for k, rk in enumerate(radii[1:3], start=2):
+        out[f"B{k}/B1"] = ratio(field[rk], err[rk], field[r1], err[r1], dof)
+    return out
+
+
+def exponent_fit(table: pd.DataFrame, kg: np.ndarray | None = None) -> dict:
+    """n in B ~ r^n: common slope of ln B vs ln r, one intercept per current.
+
+    Uses radii whose pooled (current-normalised) field is more than 3 sigma above
+    zero, and there the fields more than 2 sigma above zero.
+    """
+    dof_noise = table.attrs.get("dof", math.inf) or math.inf
+    pf, pe = pooled_normalised(table, kg)
+    good_r = [r for r in pf if pf[r] > 3 * pe[r]]
+    t = table.copy()
+    t["etot"] = _cell_errors(table, np.zeros(len(table)) if kg is None else kg)
+    sel = t[(t["field"] > 2 * t["etot"]) & (t["radius"] > 0) & t["radius"].isin(good_r)]
+    per_current = sel.groupby("current").filter(lambda g: len(g) >= 2)
+    if per_current["radius"].nunique() < 2 or len(per_current) < 2:
+        return {"value": None, "err": None, "points": len(per_current),
+                "message": "fewer than two radii with a field significantly above zero"}
+    currents = sorted(per_current["current"].unique())
+    x = np.log(per_current["radius"].to_numpy(float))
+    y = np.log(per_current["field"].to_numpy(float))
+    w = (per_current["field"].to_numpy(float) / per_current["etot"].to_numpy(float)) ** 2
+    a = np.zeros((len(x), len(currents) + 1))
+    a[:, 0] = x
+    for j, c in enumerate(currents):
+        a[:, j + 1] = per_current["current"].to_numpy(float) == c
+    sw = np.sqrt(w)
+    coef, *_ = np.linalg.lstsq(a * sw[:, None], y * sw, rcond=None)
+    cov = np.linalg.pinv((a * w[:, None]).T @ a)
+    dof = len(x) - a.shape[1]
+    chi2 = float(np.sum(w * (y - a @ coef) ** 2))
+    p = S.gof_p(chi2, dof, dof_noise) if dof > 0 else None
+    scale = chi2 / dof if (p is not None and p < P_REJECT) else 1.0
+    return {"value": float(coef[0]), "err": float(math.sqrt(cov[0, 0] * scale) * S.sigma_factor(dof_noise)),
+            "points": len(x), "chi2": chi2, "dof": int(dof), "p_value": p}
+
+
 def current_linearity(table: pd.DataFrame) -> dict:
-    """Test of B = I b(r) at every radius (profile shape independent of the current).
+    """F-test of B = I b(r) at every radius (profile shape independent of the current).
 
     Pooled ratios assume it; Bean or intermediate-state data fail it.
     """
+    dof_noise = table.attrs.get("dof", math.inf) or math.inf
     pf, _pe = pooled_normalised(table)
     pred = table["current"].to_numpy(float) * np.array([pf[float(r)] for r in table["radius"]])
     chi2 = float(np.sum(((table["field"].to_numpy(float) - pred) / table["err"].to_numpy(float)) ** 2))
     dof = int(len(table) - len(pf))
-    p = float(chi2_dist.sf(chi2, dof)) if dof > 0 else None
-    return {"chi2": chi2, "dof": dof, "p_value": p,
+    p = S.gof_p(chi2, dof, dof_noise) if dof > 0 else None
+    return {"chi2": chi2, "dof": dof, "noise_dof": dof_noise, "p_value": p,
             "consistent": None if p is None else bool(p >= P_REJECT)}
 
 
-def analyze_radial_field(ds: Dataset, sample_radius=None, models=MODEL_ORDER, **_options) -> dict:
+def outer_check(table: pd.DataFrame, radius: float, kg: np.ndarray | None = None) -> dict | None:
+    rmax = float(table["radius"].max())
+    if abs(rmax - radius) > 0.05 * radius:
+        return {"radius": rmax, "per_current": [], "ratio": None, "ratio_err": None, "flag": False,
+                "message": f"outermost radius {rmax * 1e3:.4g} mm is not at the wall R = {radius * 1e3:.4g} mm"}
+    dof_noise = table.attrs.get("dof", math.inf) or math.inf
+    pos = table.attrs.get("position_err", 0.0) or 0.0
+    sel = np.isclose(table["radius"].to_numpy(float), rmax)
+    rows = table[sel]
+    tf = S.sigma_factor(dof_noise)
+    rel_pos = pos / max(rmax, radius)  # the field outside falls as 1/r: a relative error common to all currents
+    out, en = [], []
+    for _, row in rows.iterrows():
+        exp = outer_field(row["current"], max(rmax, radius))
+        q = row["field"] / exp
+        en.append(row["err"] / exp)
+        out.append({"current": float(row["current"]), "measured": float(row["field"]),
+                    "measured_err": float(row["err"]), "expected": float(exp),
+                    "ratio": float(q), "ratio_err": float(math.hypot(en[-1], rel_pos) * tf)})
+    if not out:
+        return None
+    q = np.array([o["ratio"] for o in out])
+    w = 1 / np.array(en) ** 2
+    mean = float(np.sum(w * q) / np.sum(w))
+    err = math.sqrt(1 / float(np.sum(w)) + rel_pos**2)
+    z = (mean - 1) / err
+    p = S.t_p_two_sided(z, dof_noise)
+    flag = bool(p < P_REJECT)
+    msg = f"B(outer) = {mean:.4f} ± {err * tf:.1g} × mu0 I / (2 pi R)"
+    if flag:
+        msg += (f" — departs from 1 by {abs(z):.1f} sigma (p = {_fmt_p(p)}): check the probe calibration, "
+                f"its position at the wall, the current reading and the sample radius")
+    return {"radius": rmax, "per_current": out, "ratio": mean, "ratio_err": float(err * tf),
+            "p_value": p, "flag": flag, "message": msg}
+
+
+def position_err_of(ds: Dataset | None, position_err=None) -> float:
+    if position_err is not None:
+        from labctl.analysis.units import UnitError, parse_quantity
+
+        try:
+            return float(parse_quantity(position_err, "length"))
+        except UnitError as exc:
+            raise AnalysisError(f"position_err: {exc}") from None
+    if ds is not None:
+        for key in ("Position uncertainty", "Probe position uncertainty", "Position error"):
+            val = ds.parameter(key, "length")
+            if val is not None:
+                return float(val)
+    return DEFAULT_POSITION_ERR
+
+
+def analyze_radial_field(ds: Dataset, sample_radius=None, models=MODEL_ORDER, position_err=None,
+                         **_options) -> dict:
     if isinstance(ds, pd.DataFrame):
         ds = Dataset(frame=ds, kind="radial-field")
     radius = float(sample_radius) if sample_radius is not None else (
         ds.parameter("Sample radius", "length") or DEFAULT_RADIUS)
+    pos = position_err_of(ds, position_err)
     table, notes = reduce_fields(ds.frame)
-    estimated = _fill_errors(table, notes)
+    table.attrs["position_err"] = pos
     radii = sorted(table["radius"].unique().tolist())
     currents = sorted(table["current"].unique().tolist())
     if len(radii) < 2:
         raise AnalysisError(f"{ds.name}: fields at only one radius; ratios need at least two")
-    if estimated:
-        fits = compare_models(table, radius, models)
-        best = fits[0]
-        if best["dof"] > 0:
-            table["err"] = math.sqrt(best["chi2"] / best["dof"]) or 1e-12
-    models_out = compare_models(table, radius, models)
+    refuse = table.attrs.get("refuse")
+    dof_noise = table.attrs.get("dof") or math.inf
+    if refuse:
+        fit_table = table.copy()
+        fit_table["err"] = 1.0
+        fit_table.attrs.update(table.attrs, position_err=0.0, dof=math.inf)
+    else:
+        fit_table = table
+    fits = [fit_model(name, fit_table["radius"], fit_table["current"], fit_table["field"], fit_table["err"],
+                      radius, dof_noise, fit_table.attrs["position_err"]) for name in models]
+    by_name = {m["name"]: m for m in fits}
+    models_out = compare_models(fit_table, radius, models, dof_noise, fit_table.attrs["position_err"], fits=fits)
+    best = by_name[models_out[0]["name"]]
+    kg = _pos_slope(table, best) if not refuse else np.zeros(len(table))
+    if refuse:
+        for m in models_out:
+            m["p_value"] = None
+            m["refused"] = refuse
+            for e in m["params"].values():
+                e["err"] = None
+                e.pop("interval", None)
+
     per_current = []
+    etot = _cell_errors(table, kg)
     for c in currents:
-        g = table[table["current"] == c].set_index("radius")
-        rr = sorted(g.index.tolist())
-        entry = {"current": float(c), "radii": rr,
-                 "fields": [float(g.loc[x, "field"]) for x in rr],
-                 "errs": [float(g.loc[x, "err"]) for x in rr]}
+        sel = np.isclose(table["current"].to_numpy(float), c)
+        g = table[sel].sort_values("radius")
+        rr = g["radius"].tolist()
+        entry = {"current": float(c), "radii": rr, "fields": g["field"].tolist(), "errs": g["err"].tolist(),
+                 "repeats": [int(x) for x in g["repeats"]]}
         if len(rr) >= 2:
-            entry.update(_ratios_at(rr, g["field"].to_dict(), g["err"].to_dict()))
+            et = dict(zip(table["radius"][sel], etot[sel]))
+            entry.update(_ratios_at(rr, dict(zip(rr, g["field"])), et, dof_noise))
         per_current.append(entry)
-    pf, pe = pooled_normalised(table)
-    pooled = _ratios_at(radii, pf, pe)
-    linearity = current_linearity(table)
-    for entry in pooled.values():
+    pf, pe = pooled_normalised(table, kg)
+    pooled = _ratios_at(radii, pf, pe, dof_noise)
+    linearity = current_linearity(table) if not refuse else {
+        "chi2": None, "dof": None, "p_value": None, "consistent": None}
+    for key, entry in pooled.items():
         entry["current_dependent"] = linearity["consistent"] is False
+        if entry["status"] == "ok" and not any((pc.get(key) or {}).get("status") == "ok" for pc in per_current):
+            k = int(key[1])
+            down = S.ratio_estimate(pf[radii[k - 1]], pe[radii[k - 1]] ** 2, pf[radii[0]], pe[radii[0]] ** 2,
+                                    0.0, dof_noise, den_sigma=math.inf)
+            down["reason"] = "denominator significant only when the currents are pooled (no current alone)"
+            down["current_dependent"] = entry["current_dependent"]
+            pooled[key] = down
     temperature = None
     if "Temperature (K)" in ds.frame and ds.frame["Temperature (K)"].notna().any():
         temperature = float(ds.frame["Temperature (K)"].mean())
+    oc = outer_check(table, radius, kg) if not refuse else None
+    if oc and oc.get("flag"):
+        notes.append("outer check: " + oc["message"])
+    if not refuse and pos > 0 and (models_out[0]["p_value"] or 0) >= 0:
+        for sh in by_name[models_out[0]["name"]].get("position_shifts", []):
+            if abs(sh["pull"]) > 3:
+                notes.append(f"the probe at r = {sh['radius'] * 1e3:.4g} mm looks displaced by "
+                             f"{sh['shift'] * 1e3:+.3g} mm under the best model ({abs(sh['pull']):.1f} × the stated "
+                             f"position uncertainty {pos * 1e3:.3g} mm): check its position")
+    noise = dict(table.attrs.get("noise") or {})
+    if refuse:
+        verdict = "no verdict: " + refuse
+        best_name = None
+    else:
+        verdict = ((f"The profile shape changes with current (B = I b(r) rejected, "
+                    f"p = {_fmt_p(linearity['p_value'])}): pooled ratios are current averages, see per_current. ")
+                   if linearity["consistent"] is False else "") + verdict_text(models_out)
+        best_name = models_out[0]["name"]
     result = {
         "kind": "radial-field",
         "control": bool(getattr(ds, "control", False)),
@@ -514,22 +842,24 @@ def analyze_radial_field(ds: Dataset, sample_radius=None, models=MODEL_ORDER, **
         "currents": currents,
         "temperature": temperature,
         "offset_method": table.attrs.get("offset_method"),
+        "noise": noise,
+        "noise_dof": dof_noise if math.isfinite(dof_noise) else None,
+        "position_err": pos,
+        "drift": table.attrs.get("drift"),
+        "refused": refuse,
         "fields": table.to_dict(orient="records"),
         "ratios": pooled,
         "per_current": per_current,
-        "exponent": exponent_fit(table),
+        "exponent": exponent_fit(table, kg) if not refuse else {"value": None, "err": None,
+                                                               "message": "no noise estimate"},
         "models": models_out,
-        "best_model": models_out[0]["name"],
+        "best_model": best_name,
         "linearity": linearity,
-        "verdict": (
-            (f"The profile shape changes with current (B = I b(r) rejected, p = {_fmt_p(linearity['p_value'])}): "
-             f"pooled ratios are current averages, see per_current. ")
-            if linearity["consistent"] is False else ""
-        ) + verdict_text(models_out),
-        "outer_check": outer_check(table, radius),
+        "verdict": verdict,
+        "outer_check": oc,
         "notes": notes,
     }
-    if result["control"] and result["best_model"] != "uniform":
+    if result["control"] and best_name not in (None, "uniform"):
         result["notes"].append(
             "normal-state control does not come out uniform: check probe positions and calibration"
         )
