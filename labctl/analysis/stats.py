@@ -98,12 +98,12 @@ def ratio_estimate(a: float, va: float, b: float, vb: float, cab: float = 0.0, d
                    den_sigma: float = DEN_SIGMA) -> dict:
     """a / b with a status that never presents a noisy number as a measurement.
 
-    * ``ok``: b is more than ``den_sigma`` (t-scaled) standard errors from zero; ``value`` = a/b,
+    * ``ok``: b is more than ``den_sigma`` (t-scaled) standard errors above zero; ``value`` = a/b,
       ``interval`` = the 68.3 % Fieller interval, ``err`` its half width.
     * ``bound``: b consistent with zero but a significantly positive: ``value`` is a lower
       bound of the ratio (always > 0): lower limit of a over upper limit of b, at the same
       confidence, b taken as >= 0 (a field inside never has the opposite sign).
-    * ``undefined``: otherwise (``reason`` says why).
+    * ``undefined``: otherwise, including a significantly negative b (``reason`` says why).
     """
     out = {"value": None, "err": None, "status": "undefined"}
     if not all(math.isfinite(x) for x in (a, b)) or not (va >= 0 and vb >= 0):
@@ -111,7 +111,10 @@ def ratio_estimate(a: float, va: float, b: float, vb: float, cab: float = 0.0, d
         return out
     sa, sb = math.sqrt(va), math.sqrt(vb)
     kden = sigma_factor(dof, den_sigma)
-    if sb > 0 and abs(b) > kden * sb or (sb == 0 and b != 0):
+    if b < -kden * sb:  # a field inside never opposes the outer one: a systematic error, not a ratio
+        out["reason"] = "denominator significantly negative (an offset not removed?)"
+        return out
+    if sb > 0 and b > kden * sb or (sb == 0 and b > 0):
         f = fieller(a, va, b, vb, cab, dof)
         q = a / b
         if f["kind"] == "interval":
