@@ -40,7 +40,9 @@ def register(subparsers) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("path", help="run folder, or a data file")
+    p.add_argument("path", help="run folder, data file, run id in the data home, or 'latest'")
+    p.add_argument("--data-dir", help="where run ids are looked up (default: $LABCTL_DATA, else the per-user "
+                                      "data folder)")
     p.add_argument("--kind", choices=KIND_CHOICES,
                    help="kind of data (default: from the procedure name, the file name or the columns)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (SI units)")
@@ -88,9 +90,15 @@ def run(args) -> int:
     from labctl.errors import LabctlError
 
     path = Path(args.path)
-    if not path.exists():
-        _error(f"{path}: no such file or folder")
-        return 2
+    if not path.exists():  # a run id or 'latest' in the data home
+        from labctl import datadir
+
+        home = datadir.resolve(getattr(args, "data_dir", None))
+        found = datadir.find_run(args.path, home)
+        if found is None:
+            _error(f"{path}: no such file or folder, nor a run id in {home.describe()}")
+            return 2
+        path = found
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # numpy noise on odd data; results say it

@@ -256,6 +256,10 @@ def _cli(args) -> int:
             raise ConfigError(f"--speed {args.speed}: must be a positive number (10 = ten times faster)")
     opts = data_options(args)
     load_opts = {k: opts[k] for k in ("mapping", "columns", "skip_rows", "delimiter") if k in opts}
+    if not Path(args.path).exists():  # a run id or 'latest' in the data home
+        from labctl.report import resolve_run
+
+        args.path = str(resolve_run(args.path, getattr(args, "data_dir", None)))
     steps = load_steps(args.path, kind=args.kind, **load_opts)
     stream = LiveStream()
     console = Console(highlight=False, stderr=False)
@@ -325,7 +329,9 @@ def register(sub) -> None:
                "  labctl replay data/runs/20250101-120000-protocol --max --quiet\n"
                "  labctl replay ybco.txt --columns 'Temperature (K),Resistance (mohm)' --max",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path", metavar="PATH", help="run folder or data file")
+    p.add_argument("path", metavar="PATH", help="run folder, data file, run id in the data home, or 'latest'")
+    p.add_argument("--data-dir", help="where run ids are looked up (default: $LABCTL_DATA, else the per-user "
+                                      "data folder)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--speed", type=float, metavar="N", help="replay N times faster than recorded (default 1)")
     pace.add_argument("--max", action="store_true", help="no waiting: as fast as possible")

@@ -245,17 +245,13 @@ class Step:
 
 def resolve_run(run: str | Path, data_dir: str | Path | None = None) -> Path:
     """A run folder or data file path, a run id in the data dir, or 'latest'."""
-    path = Path(run)
-    if path.exists():
-        return path
-    base = Path(data_dir or DEFAULT_DATA_DIR)
-    if str(run) == "latest" and base.is_dir():
-        runs = [p for p in base.iterdir() if (p / "parameters.json").is_file()]
-        if runs:
-            return max(runs, key=lambda p: ((p / "parameters.json").stat().st_mtime, p.name))
-    if (base / str(run)).exists():
-        return base / str(run)
-    raise ConfigError(f"no run folder or data file {str(run)!r} (looked in {base}); "
+    from labctl import datadir
+
+    home = datadir.resolve(data_dir)
+    found = datadir.find_run(run, home)
+    if found is not None:
+        return found
+    raise ConfigError(f"no run folder or data file {str(run)!r} (looked in {home.describe()}); "
                       "list the runs with `labctl runs`")
 
 
@@ -1208,7 +1204,8 @@ def register(sub) -> None:
                "  labctl report data/examples/radial-field_Nb_bean.csv --output /tmp/bean",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", metavar="RUN", help="run folder, run id in the data dir, 'latest', or one data file")
-    p.add_argument("--data-dir", help=f"where run ids are looked up (default {DEFAULT_DATA_DIR})")
+    p.add_argument("--data-dir", help="where run ids are looked up (default: $LABCTL_DATA, else the per-user "
+                                      "data folder; see labctl/datadir.py)")
     p.add_argument("--format", choices=("md", "html"), default="md", help="report.md (default) or report.html")
     p.add_argument("--output", metavar="DIR", help="output folder (default: RUN/report/)")
     p.add_argument("--embed", action="store_true", help="html: embed the figures (base64) in report.html")

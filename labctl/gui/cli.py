@@ -48,7 +48,8 @@ def register(sub) -> None:
 
     gui = sub.add_parser("gui", help="the graphical interface: station, protocol, live plots, run browser")
     gui.add_argument("--station", help="station TOML (default: the built-in virtual lab, in-process)")
-    gui.add_argument("--data-dir", help="where run folders go (default: the station's data_dir, data/runs)")
+    gui.add_argument("--data-dir", help="where run folders go (default: the station file's data_dir, else "
+                                       "$LABCTL_DATA, else the per-user data folder)")
     gui.add_argument("--sample", choices=list(PRESETS), help="virtual lab only: sample preset")
     gui.add_argument("--field-model", choices=list(FIELD_MODELS), help="virtual lab only: hidden truth")
     gui.add_argument("--seed", type=int, help="virtual lab only: noise seed")

@@ -61,7 +61,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
             station = Station.from_file(None)
         self.station = station
-        self.data_dir = Path(data_dir or station.config.station.data_dir)
+        from labctl import datadir
+
+        self.data_dir = datadir.resolve(data_dir, station.config).path
         self.setWindowTitle(f"labctl — {station.config.station.name}")
         self.control = RunControl()
         self.stream = LiveStream()
