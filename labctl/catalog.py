@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_parent ON runs(parent);
 """
+# columns added after the first release: older catalogs get them on open
+EXTRA_COLUMNS = {"sample": "TEXT", "station": "TEXT", "operator": "TEXT", "notes": "TEXT", "provenance": "TEXT"}
 
 
 def now_iso() -> str:
@@ -65,8 +67,15 @@ class Catalog:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / self.FILENAME
-        with self._connect() as conn:
+        with closing(self._connect()) as conn, conn:
             conn.executescript(SCHEMA)
+            have = {r["name"] for r in conn.execute("PRAGMA table_info(runs)")}
+            for name, kind in EXTRA_COLUMNS.items():
+                if name not in have:
+                    try:
+                        conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+                    except sqlite3.OperationalError:  # another process added it meanwhile
+                        pass
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10.0)
@@ -77,11 +86,17 @@ class Catalog:
         with closing(self._connect()) as conn, conn:
             conn.execute(sql, args)
 
-    def start(self, run_id: str, kind: str, sim: bool, parameters: dict, path: str, parent: str | None = None) -> None:
-        self._write("INSERT OR REPLACE INTO runs (id, parent, kind, started, status, sim, parameters, path, pid, host)"
-                    " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+    def start(self, run_id: str, kind: str, sim: bool, parameters: dict, path: str, parent: str | None = None,
+              sample: str | None = None, station: str | None = None, operator: str | None = None,
+              notes: list[str] | str | None = None, provenance: dict | None = None) -> None:
+        if isinstance(notes, (list, tuple)):
+            notes = "\n".join(notes)
+        self._write("INSERT OR REPLACE INTO runs (id, parent, kind, started, status, sim, parameters, path, pid, host,"
+                    " sample, station, operator, notes, provenance)"
+                    " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id, parent, kind, now_iso(), int(sim), json.dumps(parameters, default=str), str(path),
-                     os.getpid(), socket.gethostname()))
+                     os.getpid(), socket.gethostname(), sample, station, operator, notes or None,
+                     json.dumps(provenance, default=str) if provenance is not None else None))
 
     def reopen(self, run_id: str) -> None:
         """Mark an interrupted run as running again (labctl resume)."""
@@ -89,7 +104,9 @@ class Catalog:
                     (os.getpid(), socket.gethostname(), run_id))
 
     def finish(self, run_id: str, status: str, reason: str = "", checksum: str | None = None) -> None:
-        assert status in STATUSES, status
+        """Final status, reason and end time (never 'running': a run that ends is recorded)."""
+        if status not in STATUSES or status == "running":
+            reason, status = f"{reason} (bad final status {status!r})".strip(), "failed"
         self._write("UPDATE runs SET status=?, reason=?, ended=?, checksum=COALESCE(?, checksum) WHERE id=?",
                     (status, reason, now_iso(), checksum, run_id))
 

@@ -225,7 +225,7 @@ class Protocol:
         steps = self.steps() if steps is None else steps
         worst = self.station.config.current_source.limits.max_current
         derived = {"tc": self.sample.expected_tc, **{k: v for k, v in derived.items() if v is not None}}
-        if derived.get("ic") is None and "vi" in steps:
+        if derived.get("ic") is None and "vi" in self.steps():  # measured in this run (or its analysis redone)
             derived["ic"] = worst
         for step in steps:
             proc = self.procedure(step, derived)
@@ -496,6 +496,13 @@ def execute(station, plan: Plan, data_dir: Path, runner: Runner, state: dict | N
         state.setdefault("derived", {})
         state.setdefault("steps", {})
         remaining = [s for s in steps if state["steps"].get(s, {}).get("status") != "completed"]
+        for step in ("rt", "vi"):  # killed between a step's end and its analysis: redo the analysis first
+            key, info = {"rt": "tc", "vi": "ic"}[step], state["steps"].get(step, {})
+            if info.get("status") == "completed" and state["derived"].get(key) is None and remaining:
+                try:
+                    state["derived"] = derive(step, Path(run_dir) / info["file"], dict(state["derived"]))
+                except Exception:  # recorded as the run's failure by the step loop
+                    pass
         protocol.check(state["derived"], remaining)  # the limits in force, before anything moves
         if provenance:
             state.setdefault("resumes", []).append(provenance)

@@ -101,7 +101,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
         (["run", "vi", "--set", "bogus=1"], "bogus"),
         (["run", "vi", "--set", "current_step=-3"], "current_step"),
         (["run", "radial-field", "--set", "ic=400", "--set", "currents=0.5,1.2"], "(0, 1)"),
-        (["run", "radial-field"], "ic is not set"),
+        (["run", "radial-field"], "--set ic="),
         (["run", "protocol", "--set", "rt.t_high=9999"], "t_high"),
     ]:
         res = cli(*args, "--data-dir", str(tmp_path), "--quiet")
