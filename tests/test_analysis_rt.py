@@ -88,3 +88,33 @@ def test_ybco_dataset():
         assert r["tc_onset"] > r["tc_mid"] > r["tc_zero"]
         assert 0 < r["width_10_90"] < 6
         assert r["r_normal"] == pytest.approx(0.6e-3, rel=0.15)
+
+
+def _steps_curve(steps, seed=0):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from known_truth import rt_steps
+
+    t = np.linspace(110, 70, 800)
+    return t, rt_steps(t, steps, rng=np.random.default_rng(seed))
+
+
+def test_two_step_transition_is_reported_as_such():
+    t, r = _steps_curve([(92.0, 0.6), (85.0, 0.4)])
+    res = analyze(Dataset(frame=pd.DataFrame({"Temperature (K)": t, "Resistance (ohm)": r}), kind="rt"))
+    assert res["transition"] == "multi-step" and res["superconducting"] is True
+    assert [round(s["t_mid"]) for s in res["steps"]] == [92, 85]
+    assert res["steps"][0]["drop_fraction"] == pytest.approx(0.6, abs=0.05)
+    assert res["r_normal"] == pytest.approx(1e-3 + 2e-6 * (92.2 - 110), rel=0.02)  # R_n above the highest step
+    assert 91.0 < res["tc_mid"] < 92.5 and res["tc_zero"] < 85.0
+    assert any("2-step" in w for w in res["warnings"])
+
+
+def test_partial_drop_is_not_superconducting():
+    t, r = _steps_curve([(92.0, 0.55)])
+    res = analyze(Dataset(frame=pd.DataFrame({"Temperature (K)": t, "Resistance (ohm)": r}), kind="rt"))
+    assert res["transition"] == "partial" and res["superconducting"] is False
+    assert res["tc_zero"] is None
+    assert "partial" in res["message"] and ("45%" in res["message"] or "44%" in res["message"])
+    assert any("partial" in w for w in res["warnings"])

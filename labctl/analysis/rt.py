@@ -11,9 +11,14 @@ Definitions (DESIGN.md section 5, "measurement practice"):
 * ``tc_zero``: highest temperature below which R is within the noise of zero
   (floor + 3 sigma of the low-temperature readings).
 
-A transition is reported only if the curve has one: a steep drop (d ln R /
-d ln T >= 10, metals stay below 5) of at least half of R_n, well above noise.
-Otherwise every Tc is None and ``message`` says why; no Tc is ever invented.
+Every steep drop (d ln R / d ln T >= 10, metals stay below 5) of at least 5 %
+of R and 10 noise sigma is found (``steps``).  R_n is the normal-state line
+fitted just above the highest one, evaluated at its top; onset / mid / width
+refer to the whole drop from R_n to the floor.  ``transition``: ``complete``
+(the floor is zero within the noise), ``multi-step`` (complete, in several
+steps; a warning lists them), ``partial`` (R does not reach zero:
+``superconducting`` is False and ``tc_zero`` None) or ``none`` (every Tc is
+None and ``message`` says why; no Tc is ever invented).
 """
 from __future__ import annotations
 
@@ -51,6 +56,60 @@ def _crossing_down(t: np.ndarray, rs: np.ndarray, level: float, start: int) -> f
     return None
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end] index pairs of the contiguous True runs of ``mask``."""
+    out, k, n = [], 0, len(mask)
+    while k < n:
+        if mask[k]:
+            j = k
+            while j + 1 < n and mask[j + 1]:
+                j += 1
+            out.append((k, j))
+            k = j + 1
+        else:
+            k += 1
+    return out
+
+
+def _steps(t, rs, s, s_knee, min_drop):
+    """Every steep drop: runs of d lnR/d lnT >= S_TRANSITION, widened to where the slope falls
+    back below ``s_knee`` on both sides (unusable slopes near R = 0 count as steep), merged
+    when they touch, kept when they drop by at least ``min_drop``.  Highest first."""
+    n = len(t)
+    steep_or_nan = ~(np.isfinite(s) & (s < s_knee))
+    found = []
+    for a, b in _runs(np.nan_to_num(s, nan=-np.inf) >= S_TRANSITION):
+        top = b
+        while top + 1 < n and steep_or_nan[top + 1]:
+            top += 1
+        top = min(top + 1, n - 1)
+        bot = a
+        while bot - 1 >= 0 and steep_or_nan[bot - 1]:
+            bot -= 1
+        bot = max(bot - 1, 0)
+        if found and bot <= found[-1][1]:
+            found[-1] = (found[-1][0], top, found[-1][2] if s[found[-1][2]] >= np.nanmax(s[a:b + 1]) else
+                         a + int(np.nanargmax(s[a:b + 1])))
+        else:
+            found.append((bot, top, a + int(np.nanargmax(s[a:b + 1]))))
+    steps = []
+    for bot, top, pk in found:
+        drop = float(rs[top] - rs[bot])
+        if drop >= min_drop:
+            steps.append({"bottom": bot, "top": top, "peak": pk, "drop": drop})
+    return sorted(steps, key=lambda st: -t[st["top"]])
+
+
+def _normal_line(t, r, itop, width):
+    """R_n: the normal-state line fitted just above the top of the transition, at its top."""
+    span = max(2.0 * width, 0.02 * t[itop])
+    sel = (t >= t[itop]) & (t <= t[itop] + span)
+    if sel.sum() >= 5 and np.ptp(t[sel]) > 0:
+        slope, icpt = np.polyfit(t[sel], r[sel], 1)
+        return float(icpt + slope * t[itop]), float(slope)
+    return None, None
+
+
 def analyze_sweep(temperature, resistance) -> dict:
     """Transition temperatures of one monotonic sweep (any order of points)."""
     t = np.asarray(temperature, dtype=float)
@@ -60,7 +119,7 @@ def analyze_sweep(temperature, resistance) -> dict:
     n = len(t)
     out = dict(_NULL)
     out.update({"t_min": float(t.min()) if n else None, "t_max": float(t.max()) if n else None,
-                "points": int(n)})
+                "points": int(n), "transition": "none", "superconducting": False, "steps": []})
     if n < 8:
         out["message"] = f"too few distinct temperatures ({n}) to find a transition"
         return out
@@ -89,60 +148,67 @@ def analyze_sweep(temperature, resistance) -> dict:
     above = s[ipk:][np.isfinite(s[ipk:])]
     s_ref = float(np.median(above)) if len(above) else 0.0
     s_knee = max(S_KNEE, 1.5 * s_ref) if s_ref < S_TRANSITION / 2 else S_KNEE
-    iknee = ipk
-    while iknee + 1 < n and not (np.isfinite(s[iknee]) and s[iknee] < s_knee):
-        iknee += 1
-    r_n = float(rs[iknee])
-    width_guess = max(t[iknee] - t[ipk], t[min(ipk + 1, n - 1)] - t[ipk], 1e-12)
-    below = t < t[ipk] - 2 * width_guess
-    if below.sum() < 3:
-        below = np.zeros(n, bool)
-        below[: max(3, n // 20)] = True
-        below &= t < t[ipk]
-    if below.sum() >= 1:
-        floor = float(np.median(rs[below]))
-        resid = r[below] - np.median(r[below])
-        sigma_floor = 1.4826 * float(np.median(np.abs(resid))) if below.sum() >= 3 else sigma
-    else:
-        floor, sigma_floor = float(rs[0]), sigma
-    sigma_floor = max(sigma_floor, 1e-9 * abs(r_n))
-    drop = r_n - floor
-
     out["s_peak"] = smax
-    if smax < S_TRANSITION or drop <= 0 or drop < 10 * max(sigma, 1e-12 * abs(r_n)) or floor > 0.5 * r_n:
-        why = []
-        if smax < S_TRANSITION:
-            why.append(f"no steep drop (max d lnR/d lnT = {smax:.3g} < {S_TRANSITION:g})")
-        if floor > 0.5 * r_n:
-            why.append(f"R stays at {floor / max(r_n, 1e-300):.0%} of its value above the drop")
-        elif drop < 10 * sigma:
-            why.append("the drop is within the noise")
-        out["message"] = (
-            f"no superconducting transition between {t.min():.4g} K and {t.max():.4g} K"
-            + (f": {'; '.join(why)}" if why else "")
-        )
+    min_drop = max(10 * sigma, 0.05 * rmax, 1e-12)
+    steps = _steps(t, rs, s, s_knee, min_drop)
+    if not steps:
+        why = (f"no steep drop (max d lnR/d lnT = {smax:.3g} < {S_TRANSITION:g})" if smax < S_TRANSITION
+               else "the steep part drops by less than 5 % of R or within the noise")
+        out["message"] = f"no superconducting transition between {t.min():.4g} K and {t.max():.4g} K: {why}"
         out["r_min"] = float(rs.min())
         out["r_max"] = rmax
         return out
+    first, last = steps[0], steps[-1]
+    iknee = first["top"]
+    width_top = max(t[first["top"]] - t[first["bottom"]], 1e-12)
+    r_n, normal_slope = _normal_line(t, r, iknee, width_top)
+    if r_n is None or not np.isfinite(r_n) or r_n <= 0:
+        r_n = float(rs[iknee])
+    below = t < t[last["bottom"]]
+    if below.sum() >= 3:
+        floor = float(np.median(rs[below]))
+        sigma_floor = 1.4826 * float(np.median(np.abs(r[below] - np.median(r[below]))))
+    else:
+        floor, sigma_floor = float(rs[last["bottom"]]), sigma
+    sigma_floor = max(sigma_floor, 1e-9 * abs(r_n))
+    drop = r_n - floor
+    out["r_normal"] = r_n
+    out["normal_slope"] = normal_slope
+    out["r_floor"] = floor
+    out["floor_fraction"] = floor / r_n
+    out["steps"] = []
+    for st in steps:
+        level = 0.5 * (rs[st["top"]] + rs[st["bottom"]])
+        out["steps"].append({"t_mid": _crossing_down(t, rs, level, st["top"]),
+                             "t_top": float(t[st["top"]]), "t_bottom": float(t[st["bottom"]]),
+                             "drop_fraction": float(st["drop"] / r_n)})
 
     t90, t50, t10 = (_crossing_down(t, rs, floor + f * drop, iknee) for f in (0.9, 0.5, 0.1))
-    out["r_normal"] = r_n
-    out["r_floor"] = floor
     out["tc_onset"] = t90
     out["tc_mid"] = t50
     out["width_10_90"] = (t90 - t10) if (t90 is not None and t10 is not None) else None
     thr = floor + 3 * sigma_floor
     out["zero_threshold"] = thr
     msgs = []
-    if abs(floor) <= max(3 * sigma_floor, 0.01 * abs(r_n)) and t10 is not None:
+    complete = abs(floor) <= max(3 * sigma_floor, 0.01 * abs(r_n))
+    if len(steps) > 1:
+        msgs.append(f"{len(steps)}-step transition: " + ", ".join(
+            f"{st['t_mid']:.4g} K ({st['drop_fraction']:.0%} of R_n)" for st in out["steps"] if st["t_mid"]))
+    if complete and t10 is not None:
         i10 = int(np.searchsorted(t, t10, side="right")) - 1
         i10 = min(max(i10, 0), n - 1)
         out["tc_zero"] = _crossing_down(t, rs, thr, i10)
         if out["tc_zero"] is None:
             msgs.append("R does not fall below the noise threshold in range")
+    if complete:
+        out["transition"] = "multi-step" if len(steps) > 1 else "complete"
+        out["superconducting"] = True
+        head = "superconducting transition found"
     else:
-        msgs.append(f"R does not reach zero (residual {floor:.3g} ohm, {floor / r_n:.1%} of R_n)")
-    out["message"] = "superconducting transition found" + (f"; {'; '.join(msgs)}" if msgs else "")
+        out["transition"] = "partial"
+        head = (f"partial transition: R falls only to {floor / r_n:.0%} of R_n (residual {floor:.3g} ohm), "
+                f"not to zero: not superconducting in this range")
+    out["message"] = head + (f"; {'; '.join(msgs)}" if msgs else "")
     return out
 
 
@@ -227,7 +293,17 @@ def analyze_rt(ds: Dataset, **_options) -> dict:
     main = "cooling" if "cooling" in sweeps else next(iter(sweeps))
     result: dict = {"kind": "rt", "sweep": main}
     result.update({k: sweeps[main].get(k) for k in _NULL})
+    for key in ("transition", "superconducting", "steps"):
+        result[key] = sweeps[main].get(key)
     result["message"] = sweeps[main]["message"]
+    notes = []
+    for name, sw in sweeps.items():
+        if sw.get("transition") == "partial":
+            notes.append(f"{name}: {sw['message'].split(';')[0]}")
+        elif sw.get("transition") == "multi-step":
+            notes.append(f"{name}: " + next(m for m in sw["message"].split("; ") if "step" in m)
+                         + " - Tc mid is the midpoint of the whole drop")
+    result["notes"] = notes
     for name in ("cooling", "warming"):
         if name in sweeps:
             result[name] = sweeps[name]
