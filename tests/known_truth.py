@@ -131,3 +131,23 @@ def rt_steps(temps, steps, r_normal=1e-3, slope=2e-6, width=0.4, noise_frac=2e-3
     if rng is not None:
         r = r + rng.normal(0.0, noise_frac * r_normal, len(t))
     return r
+
+
+# ---------------------------------------------------------------------------
+# residual voltage
+# ---------------------------------------------------------------------------
+def residual_dataset(rng: np.random.Generator, slope: float = 0.0) -> pd.DataFrame:
+    """A foreign residual-voltage file: 3-5 currents, 3-5 repeats, both polarities, a thermal
+    EMF offset, Gaussian noise 5-50 nV, true dV/dI = ``slope``; columns Current (A), Voltage (V), Polarity."""
+    ncur, nrep = int(rng.integers(3, 6)), int(rng.integers(3, 6))
+    currents = np.linspace(20.0, float(rng.uniform(60.0, 300.0)), ncur)
+    noise = float(rng.uniform(5e-9, 5e-8))
+    emf = float(rng.uniform(-5e-6, 5e-6))
+    v0 = float(rng.uniform(1e-7, 1e-6))
+    rows = []
+    for _rep in range(nrep):
+        for c in currents:
+            for pol in (1, -1):
+                rows.append({"Current (A)": pol * c, "Polarity": pol,
+                             "Voltage (V)": pol * (v0 + slope * c) + emf + rng.normal(0.0, noise)})
+    return pd.DataFrame(rows)

@@ -21,16 +21,18 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from known_truth import TRUE_RATIOS, radial_dataset, vi_dataset  # noqa: E402
+from known_truth import TRUE_RATIOS, radial_dataset, residual_dataset, vi_dataset  # noqa: E402
 
 from labctl.analysis import analyze  # noqa: E402
 from labctl.analysis.loading import Dataset  # noqa: E402
+from labctl.analysis.residual import analyze_residual_arrays  # noqa: E402
 from labctl.analysis.vi import analyze_vi_arrays  # noqa: E402
 
 N = int(os.environ.get("LABCTL_CALIBRATION_N", "0") or 0)
 N_RADIAL = N or 40  # datasets per (format, truth)
 N_MEISSNER = N or 30
 N_VI = N or 50  # per n value
+N_RESIDUAL = N or 100
 FORMATS = ("foreign", "labctl")
 VI_N = (5, 10, 20, 40)
 ONE_SIGMA = 0.6827
@@ -81,6 +83,16 @@ def vi_case(n_value: float, n: int, seed: int) -> dict:
         pull_ic.append((r["ic"] - truth["ic"]) / r["ic_err"])
     return {"n": n, "cov_ic": float(np.mean(cov_ic)), "cov_n": float(np.mean(cov_n)),
             "bias_ic": float(np.mean(pull_ic)), "bias_ic_err": float(np.std(pull_ic) / math.sqrt(n))}
+
+
+def residual_case(n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    false_dec = 0
+    for _ in range(n):
+        f = residual_dataset(rng, 0.0)
+        r = analyze_residual_arrays(f["Current (A)"], f["Voltage (V)"], None, f["Polarity"])
+        false_dec += r["decreasing"]
+    return {"n": n, "false_decrease": false_dec / n}
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +165,11 @@ def test_vi_no_bias_at_n5(vi):
     assert abs(c["bias_ic"]) < 0.5  # mean pull: far below one sigma
 
 
+def test_residual_trend_false_decrease_rate():
+    c = residual_case(N_RESIDUAL, seed=3000)
+    assert c["false_decrease"] <= 0.05 + tol(0.05, c["n"])
+
+
 # ---------------------------------------------------------------------------
 # the documentation table (a larger run)
 # ---------------------------------------------------------------------------
@@ -172,6 +189,9 @@ def table(n: int) -> str:
         c = vi_case(nv, n, seed=2000 + nv)
         lines.append(f"| {nv} | {c['n']} | {pct(c['cov_ic'])} | {pct(c['cov_n'])} | "
                      f"{c['bias_ic']:+.2f} ± {c['bias_ic_err']:.2f} |")
+    c = residual_case(n, seed=3000)
+    lines += ["", f"Residual-voltage trend, no true slope: false \"decrease\" (α = 0.05) in "
+                  f"{pct(c['false_decrease'])} of {c['n']} datasets."]
     return "\n".join(lines)
 
 

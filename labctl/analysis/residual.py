@@ -1,10 +1,14 @@
 """Residual voltage against total current (DESIGN.md section 2, step 7).
 
-Current-reversal pairs are combined as (V(+I) - V(-I)) / 2 and repeated
-readings at one current are averaged.  A weighted straight line V = a + b I
-gives the slope b with its standard error (weights from ``Voltage std`` or the
-scatter of repeats; scaled by the reduced chi2 when that exceeds 1, or taken
-from the residuals when no uncertainties exist).
+Current-reversal pairs are combined as (V(+I) - V(-I)) / 2 (the k-th positive
+reading with the k-th negative one).  The noise is instrumental, so the variance
+of one sample is pooled over the currents (degrees of freedom sum(n - 1)), with
+``Voltage std`` as a floor; with one reading per current and no ``Voltage std``
+the straight line's residuals are used (n - 2 dof).  The mean voltage per current
+is fitted with a straight line V = a + b I (weights: the number of readings); the
+slope's t statistic uses those degrees of freedom; a lack-of-fit F-test says when
+the voltage is not linear in I.  A warning says when the file has neither a
+current reversal nor a zero-current reading.
 
 ``p_value`` is one-sided, for the hypothesis that V *decreases* with I
 (small p: a significant decrease); ``p_two_sided`` tests any trend.  Spearman's
@@ -18,41 +22,32 @@ import math
 import numpy as np
 from scipy import stats
 
+from labctl.analysis import stats as S
 from labctl.analysis.loading import AnalysisError, Dataset
 
 
-def _reduce(i, v, s, pol):
-    """Mean V per |I| (after reversal), its error (nan if unknown) and count."""
+def _samples(i, v, s, pol):
+    """Per |I|: the offset-corrected samples and their per-row variances.
+
+    With both polarities the k-th positive reading is paired with the k-th negative one:
+    (V+ - V-)/2; otherwise the readings, sign-corrected for negative currents."""
     mag = np.round(np.abs(i), 9)
-    rows = []
+    out = {}
+    reversal = False
     for m in np.unique(mag):
         sel = mag == m
         if pol is not None and (pol[sel] > 0).any() and (pol[sel] < 0).any():
-            p, n = sel & (pol > 0), sel & (pol < 0)
-            vp, vn = v[p].mean(), v[n].mean()
-            val = 0.5 * (vp - vn)
-            ep = _err(v[p], s[p])
-            en = _err(v[n], s[n])
-            err = 0.5 * math.hypot(ep, en)
-            cnt = int(sel.sum())
+            p, n = np.flatnonzero(sel & (pol > 0)), np.flatnonzero(sel & (pol < 0))
+            k = min(len(p), len(n))
+            vals = 0.5 * (v[p[:k]] - v[n[:k]])
+            var = 0.25 * (s[p[:k]] ** 2 + s[n[:k]] ** 2)
+            reversal = True
         else:
-            sign = np.sign(i[sel]) if (i[sel] < 0).any() else 1.0
-            vv = v[sel] * sign
-            val = float(vv.mean())
-            err = _err(vv, s[sel])
-            cnt = int(sel.sum())
-        rows.append((float(m), float(val), float(err), cnt))
-    return np.array(rows, dtype=float).reshape(-1, 4)
-
-
-def _err(vals: np.ndarray, std: np.ndarray) -> float:
-    n = len(vals)
-    cands = []
-    if np.all(np.isfinite(std)) and n:
-        cands.append(float(np.sqrt(np.sum(std**2))) / n)
-    if n >= 2:
-        cands.append(float(np.std(vals, ddof=1)) / math.sqrt(n))
-    return max(cands) if cands else float("nan")
+            sign = np.where(i[sel] < 0, -1.0, 1.0)
+            vals = v[sel] * sign
+            var = s[sel] ** 2
+        out[float(m)] = (vals, var)
+    return out, reversal
 
 
 def analyze_residual_arrays(current, voltage, voltage_std=None, polarity=None, alpha: float = 0.05) -> dict:
@@ -60,33 +55,51 @@ def analyze_residual_arrays(current, voltage, voltage_std=None, polarity=None, a
     v = np.asarray(voltage, float)
     s = np.full(len(v), np.nan) if voltage_std is None else np.asarray(voltage_std, float)
     pol = None if polarity is None else np.sign(np.asarray(polarity, float))
-    tab = _reduce(i, v, s, pol)
-    if len(tab) < 3:
-        raise AnalysisError(f"residual-voltage trend needs at least 3 distinct currents (got {len(tab)})")
-    x, y, e = tab[:, 0], tab[:, 1], tab[:, 2]
+    groups, reversal = _samples(i, v, s, pol)
+    notes = []
+    has_zero = 0.0 in groups
+    if not reversal and not has_zero:
+        notes.append("no current reversal and no zero-current reading: thermal-EMF offsets are not removed "
+                     "(a constant offset does not change the slope, a drifting one does)")
+    x = np.array(sorted(groups))
+    if len(x) < 3:
+        raise AnalysisError(f"residual-voltage trend needs at least 3 distinct currents (got {len(x)})")
+    y = np.array([groups[c][0].mean() for c in x])
+    cnt = np.array([len(groups[c][0]) for c in x], float)
     n = len(x)
-    dof = n - 2
-    weighted = bool(np.all(np.isfinite(e) & (e > 0)))
-    w = 1.0 / e**2 if weighted else np.ones(n)
+    pooled, nu = S.pooled_variance(groups[c][0] for c in x)
+    row_var = np.concatenate([groups[c][1] for c in x])
+    floor = float(np.mean(row_var)) if np.isfinite(row_var).all() and len(row_var) else float("nan")
     a_mat = np.column_stack([np.ones(n), x])
-    cov = np.linalg.inv((a_mat * w[:, None]).T @ a_mat)
-    coef = cov @ ((a_mat * w[:, None]).T @ y)
-    resid = y - a_mat @ coef
-    chi2 = float(np.sum(w * resid**2))
-    if weighted:
-        scale = max(1.0, chi2 / dof) if dof > 0 else 1.0
+    if nu > 0:
+        sigma2 = max(pooled, floor) if np.isfinite(floor) else pooled
+        noise = "pooled within-current scatter" + (" (instrument floor)" if np.isfinite(floor) and floor > pooled
+                                                   else "")
+        dof_noise = nu
+    elif np.isfinite(floor) and floor > 0:
+        sigma2, dof_noise, noise = floor, math.inf, "instrument ('Voltage std')"
     else:
-        scale = chi2 / dof if dof > 0 else float("nan")
+        sigma2, dof_noise, noise = None, n - 2, "residuals of the straight line (one reading per current)"
+    w = cnt.copy()
+    cov0 = np.linalg.inv((a_mat * w[:, None]).T @ a_mat)
+    coef = cov0 @ ((a_mat * w[:, None]).T @ y)
+    resid = y - a_mat @ coef
+    rss = float(np.sum(w * resid**2))
+    lof_p = None
+    if sigma2 is None:
+        sigma2 = rss / (n - 2) if n > 2 else float("nan")
+    elif n > 2:
+        lof_p = S.gof_p(rss / sigma2, n - 2, dof_noise)
+        if lof_p is not None and lof_p < 0.003:
+            notes.append(f"the voltage is not a straight line in the current (lack of fit p = {lof_p:.2g}): "
+                         f"the slope is an average trend")
+    chi2 = rss / sigma2 if sigma2 and np.isfinite(sigma2) and sigma2 > 0 else None
     slope = float(coef[1])
-    slope_err = float(math.sqrt(cov[1, 1] * scale)) if np.isfinite(scale) else float("nan")
+    slope_err = float(math.sqrt(cov0[1, 1] * sigma2)) if sigma2 and np.isfinite(sigma2) else float("nan")
     if slope_err > 0 and np.isfinite(slope_err):
         t = slope / slope_err
-        if weighted and scale == 1.0:
-            p_dec = float(stats.norm.cdf(t))
-            p_two = float(2 * stats.norm.sf(abs(t)))
-        else:
-            p_dec = float(stats.t.cdf(t, dof))
-            p_two = float(2 * stats.t.sf(abs(t), dof))
+        p_dec = S.t_cdf(t, dof_noise)
+        p_two = S.t_p_two_sided(t, dof_noise)
     else:
         p_dec = p_two = float("nan")
     rho, p_rho = stats.spearmanr(x, y)
@@ -101,6 +114,7 @@ def analyze_residual_arrays(current, voltage, voltage_std=None, polarity=None, a
     else:
         verdict = (f"no significant trend (slope {slope:.3g} +- {slope_err:.2g} V/A, "
                    f"one-sided p for a decrease = {p_dec:.2g}): the predicted decrease is not seen")
+    err_mean = [math.sqrt(sigma2 / c) if sigma2 and np.isfinite(sigma2) else None for c in cnt]
     return {
         "kind": "residual",
         "slope": slope,
@@ -111,13 +125,19 @@ def analyze_residual_arrays(current, voltage, voltage_std=None, polarity=None, a
         "decreasing": decreasing,
         "spearman_rho": float(rho),
         "spearman_p": float(p_rho),
-        "chi2": chi2 if weighted else None,
-        "dof": int(dof),
+        "chi2": chi2,
+        "dof": int(n - 2),
+        "noise": noise,
+        "noise_sigma": math.sqrt(sigma2) if sigma2 and np.isfinite(sigma2) else None,
+        "noise_dof": dof_noise if math.isfinite(dof_noise) else None,
+        "lack_of_fit_p": lof_p,
+        "reversal": reversal,
         "alpha": alpha,
         "currents": x.tolist(),
         "voltages": y.tolist(),
-        "voltage_errs": [float(z) if np.isfinite(z) else None for z in e],
+        "voltage_errs": err_mean,
         "verdict": verdict,
+        "notes": notes,
     }
 
 
