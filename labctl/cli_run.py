@@ -380,7 +380,7 @@ def _resume_station(args, snapshot: dict | None, console):
     sim_overrides = {}
     if not args.station and old_backend not in (None, "sim"):
         raise ConfigError(f"run was recorded on station {(old.get('station') or {}).get('name', '?')!r} "
-                          f"({old.get('source_path') or 'unknown file'}); resume it with --station FILE "
+                          f"(backend {old_backend!r}, file {old.get('source_path') or '?'}); resume it with --station FILE "
                           "(the station file in force supplies the limits and the backend)")
     config = load_station(args.station)
     if config.is_sim and isinstance(old.get("sim"), dict):
@@ -503,6 +503,10 @@ def register(sub) -> None:
     run.add_argument("--sample", choices=list(PRESETS), help="virtual lab only: sample preset")
     run.add_argument("--field-model", choices=list(FIELD_MODELS), help="virtual lab only: hidden truth")
     run.add_argument("--seed", type=int, help="virtual lab only: noise seed")
+    from labctl.iotrace import TraceAction  # issue 12: io-trace.log in the run folder
+
+    run.add_argument("--trace", nargs="?", metavar="FILE", action=TraceAction,
+                     help="record every command and reply in io-trace.log in the run folder (and in FILE)")
     _add_run_options(run, DATA_HELP)
     run.set_defaults(func=_run)
 

@@ -519,6 +519,9 @@ def execute(station, plan: Plan, data_dir: Path, runner: Runner, state: dict | N
                 log.info("run %s resumed (steps left: %s; operator %s)", run_id,
                          ", ".join(s for s in steps if state["steps"].get(s, {}).get("status") != "completed"),
                          provenance.get("operator", "?"))
+                for line in (state.get("station_differences") or [[]])[-1]:
+                    log.info("station in force differs from the run's snapshot (the station in force applies): %s",
+                             line)
             else:
                 catalog.start(run_id, state["kind"], station.is_sim, state["plan"], str(run_dir), sample=sample,
                               station=station.config.station.name, operator=provenance.get("operator"),
