@@ -10,7 +10,62 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from contextlib import contextmanager
+from typing import Callable, Protocol
+
+_local = threading.local()
+
+
+@contextmanager
+def instrument_io():
+    """Marks a conversation with an instrument in this thread: a watch never runs inside
+    one (an emulator's integration time is a sleep on the same clock)."""
+    _local.depth = getattr(_local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _local.depth -= 1
+
+
+class Watch:
+    """A check run every ``period`` seconds of clock time while someone waits on the clock
+    (the guard: tap voltage, supply read-back, interlocks), only in the thread that set it,
+    never inside an instrument conversation, never re-entered."""
+
+    def __init__(self, check: Callable[[], None], period: float):
+        self.check = check
+        self.period = float(period)
+        self.thread = threading.get_ident()
+        self.last: float | None = None
+        self.running = False
+
+    def due(self) -> bool:
+        return (self.thread == threading.get_ident() and not self.running
+                and getattr(_local, "depth", 0) == 0)
+
+
+def watched_sleep(clock, seconds: float, raw_sleep: Callable[[float], None]) -> None:
+    """Sleep ``seconds`` on ``clock``, running its watch every period meanwhile."""
+    watch = getattr(clock, "watch", None)
+    if watch is None or seconds <= 0 or not watch.due():
+        raw_sleep(seconds)
+        return
+    end = clock.now() + seconds
+    while True:
+        now = clock.now()
+        if watch.last is None:
+            watch.last = now
+        if now - watch.last >= watch.period:
+            watch.last = now
+            watch.running = True
+            try:
+                watch.check()
+            finally:
+                watch.running = False
+        left = end - clock.now()
+        if left <= 0:
+            return
+        raw_sleep(min(left, max(watch.period - (clock.now() - watch.last), 1e-6)))
 
 
 class Clock(Protocol):
@@ -25,17 +80,23 @@ class Clock(Protocol):
 
 class WallClock:
     speedup = 1.0
+    watch: Watch | None = None
 
     def now(self) -> float:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
+        watched_sleep(self, seconds, self._sleep)
+
+    def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
 
 
 class ScaledClock:
     """Virtual time = wall time x speedup, from the moment of creation."""
+
+    watch: Watch | None = None
 
     def __init__(self, speedup: float = 1.0, start: float = 0.0):
         if speedup <= 0:
@@ -48,6 +109,9 @@ class ScaledClock:
         return self._start + (time.monotonic() - self._wall0) * self.speedup
 
     def sleep(self, seconds: float) -> None:
+        watched_sleep(self, seconds, self._sleep)
+
+    def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds / self.speedup)
 
@@ -56,6 +120,7 @@ class SteppedClock:
     """Virtual time advanced only by sleep(); thread-safe; infinitely fast."""
 
     speedup = float("inf")
+    watch: Watch | None = None
 
     def __init__(self, start: float = 0.0):
         self._t = float(start)
@@ -65,6 +130,9 @@ class SteppedClock:
         return self._t
 
     def sleep(self, seconds: float) -> None:
+        watched_sleep(self, seconds, self._sleep)
+
+    def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             with self._lock:
                 self._t += seconds
@@ -72,7 +140,7 @@ class SteppedClock:
 
     def advance(self, seconds: float) -> None:
         """Used by emulators for time an instrument spends integrating."""
-        self.sleep(seconds)
+        self._sleep(seconds)
 
 
 def make_clock(speedup: float | str | None) -> Clock:

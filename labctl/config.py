@@ -18,7 +18,7 @@ from labctl.errors import ConfigError
 
 ROLES = ("current_source", "voltmeter", "temperature", "gaussmeter", "stage")
 DRIVERS_BY_ROLE = {
-    "current_source": ("genesys", "keithley6221"),
+    "current_source": ("genesys", "genesys-lan", "keithley6221"),  # issue 12: genesys-lan
     "voltmeter": ("keithley2182",),
     "temperature": ("lakeshore336",),
     "gaussmeter": ("lakeshore425",),
@@ -38,6 +38,17 @@ class CurrentLimits(Strict):
     emergency_ramp_rate: float | None = Field(default=None, gt=0, description="A/s, quench/interlock ramp-down")
     ramp_step: float = Field(default=1.0, gt=0, description="A, largest single current step while ramping")
     compliance_voltage: float = Field(default=5.0, gt=0, description="V, supply voltage limit")
+
+    @model_validator(mode="after")
+    def _bounded_ramps(self):
+        # a ramp over the full range must stay a plan a run can finish: bounded step count and duration
+        if self.max_current / self.ramp_step > 100_000:
+            raise ValueError(f"ramp_step = {self.ramp_step:g} A needs more than 100000 steps to reach "
+                             f"max_current = {self.max_current:g} A; use ramp_step >= {self.max_current / 100_000:g} A")
+        if self.max_current / self.max_ramp_rate > 86_400:
+            raise ValueError(f"max_ramp_rate = {self.max_ramp_rate:g} A/s takes more than a day to ramp "
+                             f"{self.max_current:g} A; use max_ramp_rate >= {self.max_current / 86_400:.3g} A/s")
+        return self
 
     @model_validator(mode="after")
     def _emergency_faster(self):
@@ -105,6 +116,20 @@ class CurrentSourceConfig(RoleConfig):
 class VoltmeterConfig(RoleConfig):
     limits: VoltageLimits = VoltageLimits()
     nplc: float = Field(default=5.0, ge=0.01, le=60, description="integration time in power-line cycles")
+    # issue 12 (2182A manual): NPLC is at most 50 on 50 Hz mains, 60 on 60 Hz; None = ask SYST:LFR?
+    mains_frequency: Literal[50, 60] | None = None
+    voltage_range: float | None = Field(default=None, gt=0, le=100,
+                                        description="V, fixed range for reversals (None: from quench_voltage)")
+    digital_filter: int = Field(default=0, ge=0, le=100,
+                                description="readings averaged by the repeating digital filter (0 = off)")
+    analog_filter: bool = False
+
+    @model_validator(mode="after")
+    def _nplc_mains(self):
+        if self.mains_frequency is not None and self.nplc > self.mains_frequency:
+            raise ValueError(f"nplc = {self.nplc:g} exceeds {self.mains_frequency} (the 2182A's limit "
+                             f"on {self.mains_frequency} Hz mains)")
+        return self
 
 
 class TemperatureConfig(RoleConfig):
@@ -113,10 +138,16 @@ class TemperatureConfig(RoleConfig):
     control_input: Literal["A", "B", "C", "D"] = "A"
     sample_input: Literal["A", "B", "C", "D"] = "B"
     heater_range: Literal["off", "low", "medium", "high"] = "high"
+    # issue 12 (336 manual, HTRSET): the heater as wired, written at run start
+    heater_resistance: Literal[25, 50] = Field(default=25, description="ohm, heater resistance")
+    max_heater_current: float = Field(default=1.0, gt=0, le=2.0,
+                                      description="A; 0.707, 1, 1.141 and 2 are presets, else user-defined")
 
 
 class GaussmeterConfig(RoleConfig):
     limits: FieldLimits = FieldLimits()
+    probe_type: Literal[40, 41, 42, 50, 51, 52] | None = Field(
+        default=None, description="expected TYPE? (None: accept what is fitted)")  # issue 12
 
 
 class StageConfig(RoleConfig):
@@ -125,6 +156,11 @@ class StageConfig(RoleConfig):
     radius_sign: Literal[1, -1] = 1
     axis: Literal[1, 2, 3] = 1
     velocity: float = Field(default=1.0, gt=0, description="mm/s")
+    # issue 12 (ESP300 manual, OR/MD?): "search" homes at run start; "declared" trusts a
+    # reference made outside labctl (absolute encoder or homed by hand) and does not move
+    home: Literal["search", "declared"] = "search"
+    home_mode: int | None = Field(default=None, ge=0, le=6, description="OR mode (None: plain OR)")
+    home_timeout: float = Field(default=120.0, gt=0, description="s, home search time-out")
 
 
 class SimConfig(Strict):
@@ -191,11 +227,21 @@ class InterlockConfig(Strict):
 
 class StationMeta(Strict):
     name: str = "station"
-    backend: str = Field(default="", description="'sim' (in-process virtual lab), '@py' (pyvisa-py) or '' (system VISA)")
+    # Never a library path: a station file (or a run folder's copy of one) must not be able to
+    # load code.  A system VISA in a non-standard place is found through pyvisa's own
+    # PYVISA_LIBRARY / .pyvisarc.
+    backend: Literal["", "sim", "@py", "@ivi", "@ni"] = Field(
+        default="", description="'sim' (in-process virtual lab), '@py' (pyvisa-py) or '' (system VISA)")
     data_dir: str = "data/runs"
     speedup: float | None = Field(default=None, gt=0, description="clock speed-up when talking to `labctl sim serve`")
     retries: int = Field(default=2, ge=0, le=10, description="retries of a read after a transient I/O error")
     retry_backoff: float = Field(default=0.05, ge=0, le=10, description="s before the first retry, doubled each time")
+    # issue 12: I/O trace of every command and reply (labctl.iotrace); true = into each run
+    # folder's io-trace.log, a path = that file as well
+    trace: bool | str = False
+    guard_period: float = Field(default=0.5, ge=0.01, le=5.0,
+                                description="s between safety checks (tap voltage, supply read-back, interlocks) "
+                                            "while current flows, during readings and waits too")
 
 
 class StationConfig(Strict):
@@ -221,7 +267,7 @@ class StationConfig(Strict):
         if cs.driver == "keithley6221" and cs.limits.max_current > 0.105:
             raise ValueError("[current_source.limits] max_current exceeds the Keithley 6221's 0.105 A; "
                              "lower it or use the genesys driver")
-        if cs.driver == "genesys" and cs.limits.max_current > 600:
+        if cs.driver in ("genesys", "genesys-lan") and cs.limits.max_current > 600:
             raise ValueError("[current_source.limits] max_current exceeds the GEN8-600's 600 A")
         if self.station.backend == "sim" and self.sim is None:
             object.__setattr__(self, "sim", SimConfig())

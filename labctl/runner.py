@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from pymeasure.experiment import Results
 
 from labctl.catalog import Catalog, sha256
+from labctl.clock import Watch
 from labctl.errors import InstrumentError, LabctlError, LimitError
 from labctl.safety import Guard
 from labctl.stream import LiveStream
@@ -125,7 +127,7 @@ class StepWriter:
             self.points_path.unlink(missing_ok=True)
         self.results = Results(procedure, str(self.path))  # writes pymeasure's header when new
         self.columns = procedure.DATA_COLUMNS
-        self.file = open(self.path, "a", encoding="utf-8")
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self.points_file = open(self.points_path, "a", encoding="utf-8")
         self.rows = 0
 
@@ -170,14 +172,27 @@ class StepWriter:
             line = ",".join(map(str, values))
         else:
             line = self.results.format(data)
-        self.file.write(line + "\n")
-        self.file.flush()
+        self._append(line + "\n")
         self.rows += 1
 
     def event(self, event: dict) -> None:
         """A safety event, as a comment line that every CSV reader skips."""
-        self.file.write("# EVENT " + json.dumps(event, default=str) + "\n")
-        self.file.flush()
+        self._append("# EVENT " + json.dumps(event, default=str) + "\n")
+
+    def _append(self, text: str) -> None:
+        """One line, whole or not at all: a failed or short write (disk full) is cut back off."""
+        data = text.encode("utf-8")
+        size = os.fstat(self.fd).st_size
+        try:
+            written = os.write(self.fd, data)
+            if written != len(data):
+                raise OSError(28, f"short write ({written} of {len(data)} bytes)")
+        except OSError as e:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError:
+                pass
+            raise OSError(e.errno, f"cannot write to {self.path}: {e.strerror or e}") from None
 
     def point_done(self, index: int) -> None:
         self.done.add(index)
@@ -185,11 +200,14 @@ class StepWriter:
         self.points_file.flush()
 
     def close(self) -> None:
-        for f in (self.file, self.points_file):
-            try:
-                f.close()
-            except Exception:
-                pass
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        try:
+            self.points_file.close()
+        except OSError:
+            pass
 
 
 class Runner:
@@ -208,7 +226,11 @@ class Runner:
         station, control, stream = self.station, self.control, self.stream
         procedure.station = station
         check_requests(name, procedure, station)
-        writer = StepWriter(procedure, path, resume=resume)
+        try:
+            writer = StepWriter(procedure, path, resume=resume)
+        except OSError as e:
+            raise LabctlError(f"step {name}: cannot write its data file {path} ({e.strerror or e}); "
+                              "choose a writable data folder with --data-dir") from None
         procedure.done_points = frozenset(writer.done)
         params = {k: getattr(procedure, k) for k in procedure.parameter_objects()}
         if resume and self.catalog.get(step_id):
@@ -243,6 +265,10 @@ class Runner:
         source = station.roles.get("current_source")
         if source is not None:
             source.monitor = guard.tick
+        # the guard also watches during every reading and wait while current flows
+        station.clock.watch = Watch(guard.watch_tick, station.config.station.guard_period)
+        if station.lock is not None:
+            station.lock.describe(run=step_id)
         status, reason = "completed", ""
         t0 = time.perf_counter()
         try:
@@ -259,6 +285,7 @@ class Runner:
             status, reason = "failed", f"{type(e).__name__}: {e}"
             log.exception("step %s failed", name)
         finally:
+            station.clock.watch = None
             if source is not None:
                 source.monitor = None
             writer.close()
@@ -268,8 +295,11 @@ class Runner:
             except LabctlError as e:
                 status, reason = "failed", (reason + "; " if reason else "") + str(e)
                 _log_instrument(name, e)
-            checksum = sha256(path) if path.exists() else None
-            self.catalog.finish(step_id, status, reason, checksum)
+            try:
+                checksum = sha256(path) if path.exists() else None
+                self.catalog.finish(step_id, status, reason, checksum)
+            except Exception as e:  # the catalog's disk failing must not hide the step's outcome
+                log.error("step %s: could not record its status %s in the catalog (%s)", name, status, e)
             stream.publish("step", {"step": name, "kind": procedure.KIND, "status": status, "reason": reason,
                                     "rows": writer.rows, "path": str(path), "events": events,
                                     "wall_s": time.perf_counter() - t0})

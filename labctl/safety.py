@@ -61,10 +61,17 @@ class SupplyFault(SafetyTrip):
 
 def compile_rule(text: str, where: str) -> ast.Expression:
     """Parse and check an interlock expression; ConfigError names what is wrong."""
+    if len(text) > 2000:
+        raise ConfigError(f"{where}: the rule is {len(text)} characters long; keep it under 2000")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as e:
         raise ConfigError(f"{where}: {text!r} is not an expression ({e.msg})") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"{where}: the rule is nested too deeply; write it with fewer parentheses") from None
+    depth = _depth(tree)
+    if depth > 40:
+        raise ConfigError(f"{where}: the rule is nested {depth} levels deep (at most 40); simplify it")
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id not in QUANTITIES and node.id not in CONSTANTS and node.id != "abs":
             raise ConfigError(f"{where}: unknown name {node.id!r}; use {', '.join([*QUANTITIES, *CONSTANTS])}")
@@ -79,6 +86,17 @@ def compile_rule(text: str, where: str) -> ast.Expression:
         if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float)):
             raise ConfigError(f"{where}: {node.value!r} is not a number")
     return tree
+
+
+def _depth(node, limit: int = 1000) -> int:
+    """Nesting depth of an AST, without recursion."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        n, d = stack.pop()
+        deepest = max(deepest, d)
+        if d < limit:
+            stack.extend((c, d + 1) for c in ast.iter_child_nodes(n))
+    return deepest
 
 
 def compile_checked(tree: ast.Expression):
@@ -187,6 +205,14 @@ class Guard:
         stage = roles.get("stage")
         vals["position"] = getattr(stage, "last_position", None)
         return vals
+
+    def watch_tick(self) -> None:
+        """The continuous watch (run every guard period during waits and readings): only
+        while current flows, and not while the station is already shutting down."""
+        cs = self.station.roles.get("current_source")
+        if cs is None or abs(cs.setpoint) == 0 or self.station.shutting_down:
+            return
+        self.tick("during a reading or wait")
 
     def tick(self, where: str = "") -> None:
         """Read the tap voltage while current flows; trip on a quench or a rule."""

@@ -16,6 +16,9 @@ from pathlib import Path
 from labctl.clock import Clock, WallClock, make_clock
 from labctl.config import ROLES, StationConfig, load_station
 from labctl.errors import InstrumentError
+from labctl.iotrace import station_trace
+from labctl.lock import StationLock
+from labctl.transport import install as install_bounded_sockets
 from labctl.roles import ROLE_CLASSES, CurrentSource, Gaussmeter, Stage, TemperatureController, Voltmeter
 
 log = logging.getLogger("labctl.station")
@@ -38,6 +41,8 @@ class Station:
         self.roles: dict[str, object] = {}
         self.errors: dict[str, InstrumentError] = {}
         self.prepared = False  # run-start configuration done on this connection
+        self.lock: StationLock | None = None  # held while connected (one owner per station)
+        self.shutting_down = False  # the guard's watch stays out of the shutdown ramp
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, **overrides) -> "Station":
@@ -51,11 +56,8 @@ class Station:
     def _visa_library(self):
         return self.lab.visa_library if self.config.is_sim else self.config.station.backend
 
-    def connect_role(self, role: str, setup: bool = False):
-        """Open one role's driver; raise InstrumentError with the diagnostics on failure.
-
-        Connecting only queries: nothing that changes an instrument is sent here.
-        ``setup=True`` also runs the role's run-start configuration (see ``prepare``)."""
+    def _open(self, role: str):
+        """Open one role's driver (a new connection each call)."""
         from drivers import DRIVERS
 
         rc = getattr(self.config, role)
@@ -65,26 +67,54 @@ class Station:
         if rc.write_termination is not None:
             kwargs["write_termination"] = rc.write_termination
         kwargs.update(rc.options)
-        role_cls = ROLE_CLASSES[rc.driver]
+        if not self.config.is_sim:
+            install_bounded_sockets()  # a closed LAN link is an error at once, never a hang
+        trace = station_trace(self)  # issue 12: I/O trace, when the station file or the CLI asks
         try:
             instrument = DRIVERS[rc.driver](rc.address, visa_library=self._visa_library(), **kwargs)
+            if trace is not None:
+                trace.opened(role, rc, instrument)
+            return instrument
         except Exception as e:
+            if trace is not None:
+                trace.record(role, "!", f"open {rc.address} ({rc.driver}) failed: {type(e).__name__}: {e}")
             sent = "ADR" if rc.driver == "genesys" else "(open)"
             raise InstrumentError(
                 f"{role}: cannot open {rc.address} with driver {rc.driver} "
                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'}); sent {sent}; "
                 f"terminations read={rc.read_termination!r} write={rc.write_termination!r}, timeout {rc.timeout} ms",
                 role=role, address=rc.address, last_command=sent) from e
+
+    def connect_role(self, role: str, setup: bool = False):
+        """Open one role's driver; raise InstrumentError with the diagnostics on failure.
+
+        Connecting only queries: nothing that changes an instrument is sent here.
+        ``setup=True`` also runs the role's run-start configuration (see ``prepare``)."""
+        rc = getattr(self.config, role)
+        role_cls = ROLE_CLASSES[rc.driver]
+        instrument = self._open(role)
         obj = role_cls(rc, instrument, self.clock, name=role)
         obj.retries, obj.retry_backoff = self.config.station.retries, self.config.station.retry_backoff
+        obj.reopen = lambda: self._open(role)  # a fresh connection, for the emergency ramp-down
+        if role == "current_source":
+            obj.learn_state()  # queries only: the level the supply delivers now
         if setup:
             obj.setup()
         self.roles[role] = obj
         return obj
 
+    def acquire(self) -> None:
+        """Become the station's one owner (real instruments or a served virtual lab);
+        StationBusy names the holder.  The in-process virtual lab is private: no lock."""
+        if self.config.is_sim or (self.lock is not None and self.lock.held):
+            return
+        addresses = [getattr(self.config, r).address for r in ROLES]
+        self.lock = StationLock(self.config.station.backend, addresses, self.config.station.name).acquire()
+
     def connect(self, setup: bool = False, tolerant: bool = False) -> "Station":
         """Connect every role (queries only).  ``tolerant`` records failures in ``errors``
         instead of raising; ``setup`` also runs ``prepare()``."""
+        self.acquire()
         for role in ROLES:
             try:
                 self.connect_role(role)
@@ -157,11 +187,14 @@ class Station:
         actions = []
         danger = None
         cs = self.roles.get("current_source")
+        nested, self.shutting_down = self.shutting_down, True
         if cs is not None:
             try:
                 actions += cs.safe_shutdown(emergency=emergency)
             except InstrumentError as e:  # still stop the stage, then report the supply loudly
                 danger = e
+            finally:
+                self.shutting_down = nested
         stage = self.roles.get("stage")
         if stage is not None:
             try:
@@ -182,6 +215,8 @@ class Station:
                 pass
         self.roles.clear()
         self.prepared = False
+        if self.lock is not None:
+            self.lock.release()
 
     @contextmanager
     def session(self, reason: str = "end of run"):

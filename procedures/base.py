@@ -39,9 +39,26 @@ def parse_list(text: str, what: str) -> list[float]:
         raise ConfigError(f"{what}: {text!r} is not a comma-separated list of numbers") from None
     if not values:
         raise ConfigError(f"{what}: the list is empty")
+    if len(values) > 1000:
+        raise ConfigError(f"{what}: {len(values)} values; at most 1000")
     if not all(math.isfinite(v) for v in values):
         raise ConfigError(f"{what}: {text!r} contains a value that is not a finite number")
     return values
+
+
+MAX_POINTS = 20_000  # a plan longer than this is a typo (a step of 1e-6 A), not a measurement
+
+
+def bounded_count(span: float, step: float, what: str, fix: str) -> int:
+    """Number of steps of ``step`` over ``span``, refused (before anything is allocated)
+    when it exceeds MAX_POINTS."""
+    if not (math.isfinite(span) and math.isfinite(step)) or step <= 0:
+        raise ConfigError(f"{what}: step {step!r} must be a positive finite number")
+    n = math.ceil(abs(span) / step - 1e-9)
+    if n > MAX_POINTS:
+        raise ConfigError(f"{what}: {n:,} points (span {abs(span):g} / step {step:g}) is more than the "
+                          f"{MAX_POINTS:,} a plan may have; {fix}")
+    return n
 
 
 class StationProcedure(Procedure):
@@ -81,12 +98,18 @@ class StationProcedure(Procedure):
                 if self.should_stop():
                     return
                 self.checkpoint()
+                if self.should_stop():
+                    return  # aborted while paused: the current is off, measure nothing more
                 try:
                     self.guard_tick(f"point {index}")
                     rows = self.measure(point)
+                    # the end of the point is checked too (a quench during the last reading)
+                    self.guard_tick(f"end of point {index}")
                     break
                 except Paused:
                     continue  # paused mid-point: do the whole point again after resume
+            if self.should_stop():
+                return  # aborted during the point: it was not measured as its rows would say
             for row in rows:
                 row.setdefault("Point", index)
                 row.setdefault("Time (s)", self.clock.now() - t0)

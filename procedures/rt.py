@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter
 
-from procedures.base import Requests, StationProcedure
+from procedures.base import bounded_count, Requests, StationProcedure
 
 
 class ResistanceVsTemperature(StationProcedure):
@@ -34,6 +34,9 @@ class ResistanceVsTemperature(StationProcedure):
         """Temperatures from high to low: coarse outside, fine within the window around Tc."""
         lo, hi = sorted((self.t_low, self.t_high))
         w0, w1 = self.expected_tc - self.fine_window / 2, self.expected_tc + self.fine_window / 2
+        bounded_count(hi - lo, self.coarse_step, "rt coarse grid", "raise coarse_step")
+        if self.fine_window > 0:
+            bounded_count(min(self.fine_window, hi - lo), self.fine_step, "rt fine grid", "raise fine_step")
         coarse = np.arange(hi, lo - 1e-9, -self.coarse_step)
         fine = np.arange(min(w1, hi), max(w0, lo) - 1e-9, -self.fine_step) if self.fine_window > 0 else []
         temps = np.unique(np.round(np.concatenate([coarse, fine, [lo, hi]]), 6))

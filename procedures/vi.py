@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from pymeasure.experiment import FloatParameter, IntegerParameter
 
-from procedures.base import Requests, StationProcedure
+from procedures.base import bounded_count, Requests, StationProcedure
 
 
 class VISweep(StationProcedure):
@@ -29,7 +29,8 @@ class VISweep(StationProcedure):
     offset = None
 
     def currents(self) -> np.ndarray:
-        n = int(np.ceil(self.current_max / self.current_step - 1e-9))
+        n = bounded_count(self.current_max, self.current_step, "vi",
+                          f"raise current_step (e.g. --set current_step={self.current_max / 200:.3g})")
         return np.round(np.minimum(np.arange(1, n + 1) * self.current_step, self.current_max), 6)
 
     def points(self) -> list[dict]:

@@ -211,7 +211,7 @@ def test_lost_supply_link_is_reported_loudly(sim_station, caplog):
             st.lab.inject("current_source", "drop")
     msg = str(err.value)
     assert "current_source" in msg and "TCPIP0::127.0.0.1::5600::SOCKET" in msg
-    assert "by hand" in msg
+    assert "switch it off at the instrument" in msg and "output ON" in msg and "programmed 50 A" in msg
     assert err.value.role == "current_source"
     assert any(r.levelno >= logging.CRITICAL and "DANGER" in r.getMessage() for r in caplog.records)
     # honest: the supply really is still delivering current

@@ -6,6 +6,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from labctl.clock import instrument_io
 from labctl.errors import InstrumentError
 
 log = logging.getLogger("labctl.roles")
@@ -33,6 +34,7 @@ class Role:
         # one conversation at a time: a GUI poller and a procedure may share a role
         self.lock = threading.RLock()
         self.retries = 2  # bounded retries of idempotent reads after a transient I/O error
+        self.reopen = None  # callable -> a freshly opened driver (installed by the station)
         self.retry_backoff = 0.05  # s, doubled at each retry
 
     @property
@@ -45,7 +47,7 @@ class Role:
         address, what was being done and the terminations in use."""
         self.last_command = what
         try:
-            with self.lock:
+            with self.lock, instrument_io():
                 yield
         except InstrumentError:
             raise
@@ -65,7 +67,8 @@ class Role:
                     return fn()
             except InstrumentError as e:
                 cause = e.__cause__
-                transient = isinstance(cause, (ValueError, KeyError, TypeError)) or "TMO" in str(cause) or "imeout" in str(cause)
+                transient = (isinstance(cause, (ValueError, KeyError, TypeError)) or "TMO" in str(cause)
+                             or "imeout" in str(cause)) and "CONN_LOST" not in str(cause)
                 if attempt >= self.retries or not transient:
                     raise
                 log.warning("%s: %s failed (%s); retry %d of %d", self.name, what, cause, attempt + 1, self.retries)
@@ -73,6 +76,7 @@ class Role:
                 time.sleep(self.retry_backoff * 2**attempt)  # real time: the link needs real time
 
     def _flush(self) -> None:
+        """Discard a late or garbled reply before retrying (bounded: see labctl.transport)."""
         try:
             self.instrument.adapter.flush_read_buffer()
         except Exception:

@@ -22,6 +22,8 @@ class CurrentSource(Role):
         self.limits = config.limits
         self._setpoint = 0.0
         self.monitor: Callable[[str], None] | None = None  # quench/interlock guard, ticked while ramping
+        self.last_current: float | None = None  # last value read back from the supply (A)
+        self.last_output: bool | None = None  # last output state read back
 
     # ----------------------------------------------------- driver specifics
     def _write_current(self, amps: float) -> None:
@@ -61,19 +63,50 @@ class CurrentSource(Role):
     @property
     def current(self) -> float:
         """Measured output current (A)."""
-        return self.query("read current", lambda: float(self._read_current()))
+        self.last_current = self.query("read current", lambda: float(self._read_current()))
+        return self.last_current
 
     @property
     def output_enabled(self) -> bool:
-        return self.query("read output state", lambda: strict_bool(self._read_output()))
+        self.last_output = self.query("read output state", lambda: strict_bool(self._read_output()))
+        return self.last_output
+
+    def _read_setpoint(self) -> float:
+        """The programmed level (A) as the instrument reports it."""
+        raise NotImplementedError
+
+    def learn_state(self) -> None:
+        """Queries only: what the supply delivers now (connecting never changes it)."""
+        on = self.output_enabled
+        programmed = self.query("read programmed current", lambda: float(self._read_setpoint()))
+        self._setpoint = programmed if on else 0.0
+        self.current  # noqa: B018 - refresh last_current
+
+    def take_over(self) -> list[str]:
+        """Run start: if the supply is delivering current, ramp it down from where it
+        is at the configured rate (never a step) and say so; then output off."""
+        self.learn_state()
+        done = []
+        if self.last_output and abs(self._setpoint) > 0:
+            msg = (f"{self.name}: found the output on at {self._setpoint:g} A (read back {self.last_current:.4g} A); "
+                   f"ramping it down at {self.max_rate():g} A/s before the run")
+            log.warning(msg)
+            done.append(msg)
+            self.ramp_to(0.0)
+        if self.last_output:
+            self.output_off()
+            done.append(f"{self.name}: output off")
+        return done
 
     def output_on(self) -> None:
         with self.io("output on"):
             self._write_output(True)
+        self.last_output = True
 
     def output_off(self) -> None:
         with self.io("output off"):
             self._write_output(False)
+        self.last_output = False
 
     def set_current(self, amps: float) -> None:
         """Program ``amps`` at once (a single step; use ramp_to for large changes)."""
@@ -121,11 +154,28 @@ class CurrentSource(Role):
             if self.monitor is not None and not emergency and abs(amps) > abs(start):
                 self.monitor(f"ramp to {amps:g} A")  # only while the current grows; a ramp-down is the cure
 
-    def safe_shutdown(self, emergency: bool = False) -> list[str]:
-        """Ramp to zero at the configured rate and turn the output off.
+    def verify_off(self) -> str:
+        """Read back output state and current after a shutdown; UNVERIFIED when they disagree."""
+        on = self.output_enabled
+        measured = self.current
+        if on or abs(measured) > self.zero_tolerance:
+            msg = (f"UNVERIFIED: {self.name} output off / 0 A (read back: output {'ON' if on else 'off'}, "
+                   f"{measured:.4g} A); check the instrument")
+            log.critical(msg)
+            raise InstrumentError(msg, role=self.name, address=self.address, last_command=self.last_command)
+        return f"{self.name}: verified output off, {measured:.3g} A"
 
-        If the ramp fails (lost link), try a direct zero and output off, and
-        say loudly if even that failed.
+    @property
+    def zero_tolerance(self) -> float:
+        """A: what reads as zero (read-back accuracy of the supply)."""
+        return max(0.05 * self.limits.ramp_step, 20 * self.resolution)
+
+    def safe_shutdown(self, emergency: bool = False) -> list[str]:
+        """Ramp to zero at the configured rate, turn the output off, and read both back.
+
+        If the link fails, try once more on a fresh connection (bounded by the role's
+        time-out): the emergency ramp-down from the last known level, output off, read
+        back.  If even that fails, raise the DANGER error: the state is unknown.
         """
         done = []
         try:
@@ -134,31 +184,41 @@ class CurrentSource(Role):
                 done.append(f"{self.name}: ramped to 0 A at {self.max_rate(emergency):g} A/s")
             self.output_off()
             done.append(f"{self.name}: output off")
-        except Exception as first:
-            log.error("%s: ramp-down failed (%s); trying a direct zero", self.name, first)
-            try:
-                self._reconnect()
-                with self.io("emergency set current 0 A"):
-                    self._write_current(0.0)
-                self._setpoint = 0.0
-                self.output_off()
-                done.append(f"{self.name}: ramp failed, current set to 0 A directly and output off")
-            except Exception as second:
-                msg = (f"DANGER: {self.name} at {self.address} did not answer during shutdown ({second}); "
-                       "current may still be flowing. Turn the supply off by hand.")
-                log.critical(msg)
-                raise InstrumentError(msg, role=self.name, address=self.address,
-                                      last_command=self.last_command) from second
-        return done
+            done.append(self.verify_off())
+            return done
+        except InstrumentError as first:
+            if str(first).startswith("UNVERIFIED"):
+                raise
+            log.error("%s: ramp-down failed (%s); trying again on a fresh connection", self.name, first)
+            level, output = self._setpoint, self.last_output
+        try:
+            self._reconnect()
+            if abs(self._setpoint) > 0:
+                self.ramp_to(0.0, emergency=True)
+            self.output_off()
+            done.append(f"{self.name}: link lost; on a fresh connection ramped to 0 A at "
+                        f"{self.max_rate(True):g} A/s and turned the output off")
+            done.append(self.verify_off())
+            return done
+        except Exception as second:
+            state = {True: "ON", False: "off", None: "unknown"}[output]
+            read = f"last read {self.last_current:.4g} A, " if self.last_current is not None else ""
+            msg = (f"DANGER: current source state unknown ({read}programmed {level:.4g} A, output {state}): "
+                   f"switch it off at the instrument ({self.name} at {self.address}: {second})")
+            log.critical(msg)
+            raise InstrumentError(msg, role=self.name, address=self.address,
+                                  last_command=self.last_command) from second
 
     def _reconnect(self) -> None:
-        adapter = getattr(self.instrument, "adapter", None)
-        conn = getattr(adapter, "connection", None)
-        if conn is not None:
-            try:
-                conn.clear()
-            except Exception:
-                pass
+        """A fresh connection to the supply (the station installs ``reopen``)."""
+        if self.reopen is None:
+            raise InstrumentError(f"{self.name}: no way to reconnect", role=self.name, address=self.address)
+        old = self.instrument
+        try:
+            old.adapter.close()
+        except Exception:
+            pass
+        self.instrument = self.reopen()
 
     def state(self) -> dict:
         return {"current_A": self.current, "output": self.output_enabled, "setpoint_A": self._setpoint}
@@ -185,10 +245,16 @@ class GenesysSource(CurrentSource):
             instrument.check_set_errors = check_set_errors
 
     def setup(self) -> None:
-        with self.io("setup (PV, PC 0)"):
+        self.take_over()
+        volts = min(self.limits.compliance_voltage, 8.0)
+        with self.io(f"setup (PC 0, PV {volts:g})"):
             self.instrument.current_setpoint = 0.0
-            self.instrument.voltage_setpoint = min(self.limits.compliance_voltage, 8.0)
+            self.instrument.voltage_setpoint = volts
         self._setpoint = 0.0
+        programmed = self.query("PV?", lambda: float(self.instrument.voltage_setpoint))
+        if abs(programmed - volts) > 0.02:
+            raise InstrumentError(f"UNVERIFIED: {self.name} voltage limit {volts:g} V (read back {programmed:g} V); "
+                                  "check the instrument", role=self.name, address=self.address, last_command="PV?")
 
     def identity(self) -> str:
         with self.io("IDN?"):
@@ -199,6 +265,9 @@ class GenesysSource(CurrentSource):
 
     def _read_current(self):
         return self.instrument.current
+
+    def _read_setpoint(self):
+        return self.instrument.current_setpoint
 
     def _write_output(self, on):
         self.instrument.output_enabled = on
@@ -220,10 +289,14 @@ class Keithley6221Source(CurrentSource):
     resolution = 1e-9
 
     def setup(self) -> None:
+        self.take_over()
         with self.io("setup (compliance, 0 A)"):
             self.instrument.source_compliance = self.limits.compliance_voltage
             self.instrument.source_current = 0.0
         self._setpoint = 0.0
+
+    def _read_setpoint(self):
+        return self.instrument.source_current
 
     def _write_current(self, amps):
         self.instrument.source_current = amps
