@@ -509,7 +509,6 @@ def fit_model(name: str, r, current, b, err, radius: float, dof_noise=math.inf,
         "p_value": S.gof_p(chi2, dof, dof_noise),
         "params": params,
         "position_shifts": shifts,
-        "_fg": (k, f, g, best_param),
     }
 
 
@@ -611,12 +610,48 @@ def ratio(num: float, num_err: float, den: float, den_err: float, dof=math.inf, 
     return S.ratio_estimate(float(num), float(num_err) ** 2, float(den), float(den_err) ** 2, cov, dof)
 
 
-def _pos_slope(table: pd.DataFrame, best: dict | None) -> np.ndarray:
-    """k dB/dr of the best model at every cell (T/m), zero when unknown."""
-    if best is None or "_fg" not in best:
-        return np.zeros(len(table))
-    k, _f, g, _p = best["_fg"]
-    return k * np.asarray(g, float)
+def position_slopes(table: pd.DataFrame, radius: float) -> np.ndarray:
+    """dB/dr at every cell (T/m), from the data: the local power law B ~ r^m of the pooled
+    current-normalised profile between neighbouring radii (m = 0 where the field is not
+    significantly positive); a probe at the wall is displaced outwards, where B = mu0 I / 2 pi r.
+    Model-free, so the analysis and the GUI give the same ratio errors."""
+    pf, pe = pooled_normalised(table)
+    radii = sorted(pf)
+    sig = {r: pf[r] > 3 * pe[r] for r in radii}
+    slope_m = {}
+    for k, r in enumerate(radii):
+        ms = []
+        for j in (k - 1, k + 1):
+            if 0 <= j < len(radii) and sig[r] and sig[radii[j]] and radii[j] > 0 and r > 0:
+                ms.append(math.log(pf[radii[j]] / pf[r]) / math.log(radii[j] / r))
+        slope_m[r] = float(np.mean(ms)) if ms else 0.0
+    out = np.zeros(len(table))
+    for n, (r, i) in enumerate(zip(table["radius"].to_numpy(float), table["current"].to_numpy(float))):
+        key = min(radii, key=lambda x: abs(x - r))
+        b = i * pf[key]
+        out[n] = -b / r if r >= radius * (1 - 1e-3) else slope_m[key] * b / r
+    return out
+
+
+def per_current_ratios(table: pd.DataFrame, radius: float, kg: np.ndarray | None = None) -> list[dict]:
+    """B2/B1, B3/B1 at every current (noise plus probe-position errors; Fieller; t quantiles)."""
+    dof_noise = table.attrs.get("dof") or math.inf
+    if kg is None:
+        kg = position_slopes(table, radius) if (table.attrs.get("position_err") or 0) > 0 else np.zeros(len(table))
+    etot = _cell_errors(table, kg)
+    out = []
+    cur = table["current"].to_numpy(float)
+    for c in sorted(table["current"].unique().tolist()):
+        sel = np.isclose(cur, c)
+        g = table[sel].sort_values("radius")
+        rr = g["radius"].tolist()
+        entry = {"current": float(c), "radii": rr, "fields": g["field"].tolist(), "errs": g["err"].tolist(),
+                 "repeats": [int(x) for x in g["repeats"]]}
+        if len(rr) >= 2:
+            et = dict(zip(table["radius"][sel], etot[sel]))
+            entry.update(_ratios_at(rr, dict(zip(rr, g["field"])), et, dof_noise))
+        out.append(entry)
+    return out
 
 
 def _cell_errors(table: pd.DataFrame, kg: np.ndarray) -> np.ndarray:
@@ -778,8 +813,7 @@ def analyze_radial_field(ds: Dataset, sample_radius=None, models=MODEL_ORDER, po
                       radius, dof_noise, fit_table.attrs["position_err"]) for name in models]
     by_name = {m["name"]: m for m in fits}
     models_out = compare_models(fit_table, radius, models, dof_noise, fit_table.attrs["position_err"], fits=fits)
-    best = by_name[models_out[0]["name"]]
-    kg = _pos_slope(table, best) if not refuse else np.zeros(len(table))
+    kg = position_slopes(table, radius) if not refuse else np.zeros(len(table))
     if refuse:
         for m in models_out:
             m["p_value"] = None
@@ -787,19 +821,7 @@ def analyze_radial_field(ds: Dataset, sample_radius=None, models=MODEL_ORDER, po
             for e in m["params"].values():
                 e["err"] = None
                 e.pop("interval", None)
-
-    per_current = []
-    etot = _cell_errors(table, kg)
-    for c in currents:
-        sel = np.isclose(table["current"].to_numpy(float), c)
-        g = table[sel].sort_values("radius")
-        rr = g["radius"].tolist()
-        entry = {"current": float(c), "radii": rr, "fields": g["field"].tolist(), "errs": g["err"].tolist(),
-                 "repeats": [int(x) for x in g["repeats"]]}
-        if len(rr) >= 2:
-            et = dict(zip(table["radius"][sel], etot[sel]))
-            entry.update(_ratios_at(rr, dict(zip(rr, g["field"])), et, dof_noise))
-        per_current.append(entry)
+    per_current = per_current_ratios(table, radius, kg)
     pf, pe = pooled_normalised(table, kg)
     pooled = _ratios_at(radii, pf, pe, dof_noise)
     linearity = current_linearity(table) if not refuse else {
