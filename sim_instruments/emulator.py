@@ -83,12 +83,22 @@ class ConnectionDropped(Exception):
 
 
 class Emulator:
-    """One emulated instrument on top of the shared world."""
+    """One emulated instrument on top of the shared world.
+
+    ``terminators`` are the characters that end a received message on the
+    interface in use (from the instrument's manual); anything else, a CR sent
+    to an instrument that waits for LF for example, stays in its input buffer
+    and the instrument never answers, so the client times out as it would on
+    the real one.  ``strip`` characters are ignored at the ends of a message
+    (the CR of a CR LF pair).  ``termination`` ends every reply.
+    """
 
     model = "Instrument"
     idn = "SIM,INSTRUMENT,0,1.0"
     termination = "\n"  # what the real instrument ends its replies with
+    terminators = "\n"  # what ends a message it receives
     scpi = True  # split messages on ';' with SCPI path rules
+    error_queue_depth = 10  # SCPI: the last slot becomes -350 "Queue overflow" when full
 
     def __init__(self, world: World):
         self.world = world
@@ -122,6 +132,23 @@ class Emulator:
         if self.faults.garbage:
             return "".join(chr(int(c)) for c in self.world.rng.integers(33, 126, size=7))
         return reply
+
+    def frame(self, buffer: str) -> tuple[list[str], str]:
+        """Cut complete messages out of ``buffer`` at this instrument's terminators;
+        return them and the unterminated rest (kept until a terminator arrives)."""
+        messages = []
+        start = 0
+        for k, ch in enumerate(buffer):
+            if ch in self.terminators:
+                messages.append(buffer[start:k])
+                start = k + 1
+        return messages, buffer[start:]
+
+    def accept(self, message: str) -> str | None:
+        """One framed message from a transport: ignore blank ones, else ``handle``."""
+        if not message.strip():
+            return None
+        return self.handle(message)
 
     def split(self, message: str) -> list[str]:
         parts = [p.strip() for p in message.split(";")] if self.scpi else [message.strip()]
@@ -162,8 +189,13 @@ class Emulator:
         self.push_error(-113, "Undefined header")
 
     def push_error(self, code: int, message: str) -> None:
-        if len(self.errors) < 32:
+        """Queue an error as a SCPI instrument does: first in, first out, at most
+        ``error_queue_depth`` entries; when more arrive before the queue is read,
+        the last entry becomes -350 "Queue overflow" (the first ones are kept)."""
+        if len(self.errors) < self.error_queue_depth:
             self.errors.append((code, message))
+        else:
+            self.errors[-1] = (-350, "Queue overflow")
 
     # ------------------------------------------------------ common helpers
     @staticmethod
@@ -232,6 +264,30 @@ class Emulator:
     def snapshot(self) -> dict:
         """Instrument settings, for tests and diagnostics."""
         return {}
+
+
+class LakeShoreStatus:
+    """Lake Shore controllers have no error queue: a command they cannot parse sets
+    bit 5 (CME, 32) of the standard event status register, a parameter they cannot
+    use bit 4 (EXE, 16); ``*ESR?`` reads and clears it (Model 336 and 425 manuals,
+    "Status system")."""
+
+    esr = 0
+
+    def push_error(self, code: int, message: str) -> None:
+        self.esr |= 32 if code in (-113, -100, -102) else 16
+
+    def unknown(self, text: str) -> None:
+        self.esr |= 32
+
+    @command("*ESR?")
+    def _esr(self, args):
+        value, self.esr = self.esr, 0
+        return str(value)
+
+    @command("*CLS")
+    def _cls(self, args):
+        self.esr = 0
 
 
 class TraceBuffer:

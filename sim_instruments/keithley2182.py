@@ -1,9 +1,22 @@
-"""Keithley 2182A nanovoltmeter on the sample's voltage taps (2182A manual, section 14).
+"""Keithley 2182A nanovoltmeter on the sample's voltage taps (2182A user's manual).
 
 Channel 1 is wired to the taps.  Readings follow the world's tap voltage plus
-thermal EMF and noise; each reading takes NPLC power-line cycles of (virtual)
-time.  A reading beyond 120 % of a fixed range returns the overflow value
-+9.9E37, as the real instrument does.
+thermal EMF and noise.  A reading beyond 120 % of a fixed range returns the
+overflow value +9.9E37, as the real instrument does.
+
+As the manual describes it:
+- commands end in LF (GPIB with EOI / the socket here); replies end in LF;
+- power-up and ``*RST``: channel 1, DC volts, auto range, NPLC 5, digital
+  filter on (moving average of 10), analog filter off, autozero on;
+- rate (p. 3-8): one conversion takes NPLC / line frequency (twice that with
+  autozero); the digital filter averages ``count`` conversions, and after a
+  trigger (``:READ?``) its stack refills, so a reading takes ``count``
+  conversions; the analog filter adds settling time to each conversion;
+- NPLC runs from 0.01 to the line frequency (50 at 50 Hz, 60 at 60 Hz);
+  beyond is -222 "Data out of range";
+- the error queue (``SYST:ERR?``, p. 15-19) is ten deep, -350 on overflow;
+- in delta mode the 6221 drives it over the RS-232 link (remote); the 6221's
+  ``SOUR:SWE:ABOR`` returns it to local.
 """
 from __future__ import annotations
 
@@ -11,7 +24,8 @@ from sim_instruments.emulator import Emulator, SCPIError, TraceBuffer, command
 
 OVERFLOW = 9.9e37
 RANGES = {1: (0.01, 0.1, 1.0, 10.0, 100.0), 2: (0.1, 1.0, 10.0)}
-LINE_FREQUENCY = 60.0
+LINE_FREQUENCY = 60.0  # Hz, the virtual lab's mains (VirtualLab(mains_frequency=...))
+ANALOG_FILTER_SETTLE = 0.015  # s added to each conversion with the analog filter on
 
 
 class Keithley2182A(TraceBuffer, Emulator):
@@ -19,12 +33,24 @@ class Keithley2182A(TraceBuffer, Emulator):
     idn = "KEITHLEY INSTRUMENTS INC.,MODEL 2182A,1234567,C02  /A02"
     termination = "\n"
 
-    def __init__(self, world):
+    def __init__(self, world, line_frequency: float = LINE_FREQUENCY):
         super().__init__(world)
+        self.line_frequency = float(line_frequency)
+        self.local = True  # front panel in control until addressed
+        self.delta_remote = False  # driven by a 6221 over the RS-232 link
         self.reset()
+
+    def handle(self, message):
+        self.local = False  # any bus message puts the instrument in remote
+        return super().handle(message)
 
     def reset(self) -> None:
         self.channel = 1
+        self.dfilter = True  # digital filter: on, moving average of 10 (power-up/*RST)
+        self.dfilter_count = 10
+        self.dfilter_type = "MOV"
+        self.dfilter_window = 0.01  # % of range
+        self.afilter = False
         self.function = "VOLT"
         self.nplc = 5.0
         self.range = {1: 0.01, 2: 0.1}
@@ -42,9 +68,13 @@ class Keithley2182A(TraceBuffer, Emulator):
     def measure(self) -> float:
         """One reading of the active channel (V), or the overflow value."""
         ch = self.channel
-        self.busy += self.nplc / LINE_FREQUENCY * (2 if self.azero else 1) + self.trigger_delay
+        conversion = self.nplc / self.line_frequency * (2 if self.azero else 1)
+        if self.afilter:
+            conversion += ANALOG_FILTER_SETTLE
+        n = self.dfilter_count if self.dfilter else 1
+        self.busy += n * conversion + self.trigger_delay
         if ch == 1:
-            v = self.world.measured_voltage(self.nplc)
+            v = self.world.measured_voltage(self.nplc * n)
         else:
             v = float(self.world.rng.normal(0, 20e-9))  # nothing wired to channel 2
         if self.auto[ch]:
@@ -103,7 +133,7 @@ class Keithley2182A(TraceBuffer, Emulator):
     @command("[:SENSe]:VOLTage[:DC]:NPLCycles", "[:SENSe]:TEMPerature:NPLCycles")
     def nplc_set(self, args):
         n = self.number(args)
-        if not 0.01 <= n <= 60:
+        if not 0.01 <= n <= self.line_frequency:  # 50 at 50 Hz, 60 at 60 Hz
             raise SCPIError(-222, "Data out of range")
         self.nplc = n
 
@@ -168,7 +198,66 @@ class Keithley2182A(TraceBuffer, Emulator):
 
     @command(":SYSTem:LFRequency?")
     def lfr(self, args):
-        return f"{LINE_FREQUENCY:g}"
+        return f"{self.line_frequency:g}"
+
+    # filters (user's manual, "Filter", p. 3-8 onwards)
+    @command("[:SENSe]:VOLTage[:DC]:DFILter[:STATe]")
+    def dfil(self, args):
+        self.dfilter = self.boolean(args)
+
+    @command("[:SENSe]:VOLTage[:DC]:DFILter[:STATe]?")
+    def dfil_q(self, args):
+        return "1" if self.dfilter else "0"
+
+    @command("[:SENSe]:VOLTage[:DC]:DFILter:COUNt")
+    def dfil_count(self, args):
+        n = int(self.number(args))
+        if not 1 <= n <= 100:
+            raise SCPIError(-222, "Data out of range")
+        self.dfilter_count = n
+
+    @command("[:SENSe]:VOLTage[:DC]:DFILter:COUNt?")
+    def dfil_count_q(self, args):
+        return str(self.dfilter_count)
+
+    @command("[:SENSe]:VOLTage[:DC]:DFILter:TCONtrol")
+    def dfil_tcon(self, args):
+        t = args.strip().upper()[:3]
+        if t not in ("MOV", "REP"):
+            raise SCPIError(-224, "Illegal parameter value")
+        self.dfilter_type = t
+
+    @command("[:SENSe]:VOLTage[:DC]:DFILter:TCONtrol?")
+    def dfil_tcon_q(self, args):
+        return self.dfilter_type
+
+    @command("[:SENSe]:VOLTage[:DC]:DFILter:WINDow")
+    def dfil_window(self, args):
+        self.dfilter_window = self.number(args)
+
+    @command("[:SENSe]:VOLTage[:DC]:DFILter:WINDow?")
+    def dfil_window_q(self, args):
+        return f"{self.dfilter_window:g}"
+
+    @command("[:SENSe]:VOLTage[:DC]:LPASs[:STATe]")
+    def lpas(self, args):
+        self.afilter = self.boolean(args)
+
+    @command("[:SENSe]:VOLTage[:DC]:LPASs[:STATe]?")
+    def lpas_q(self, args):
+        return "1" if self.afilter else "0"
+
+    @command("[:SENSe]:VOLTage[:DC]:RANGe[:UPPer]")
+    def range_active(self, args):
+        self.range_set(args, str(self.channel))
+
+    @command("[:SENSe]:VOLTage[:DC]:RANGe[:UPPer]?")
+    def range_active_q(self, args):
+        return self.range_q(args, str(self.channel))
+
+    @command(":SYSTem:LOCal")
+    def syst_local(self, args):
+        self.local = True
 
     @command(":DISPlay:ENABle")
     def disp(self, args):
@@ -218,4 +307,6 @@ class Keithley2182A(TraceBuffer, Emulator):
         return f"{value:+.9E}"
 
     def snapshot(self) -> dict:
-        return {"channel": self.channel, "nplc": self.nplc, "range": self.range, "auto_range": self.auto}
+        return {"channel": self.channel, "nplc": self.nplc, "range": self.range, "auto_range": self.auto,
+                "digital_filter": (self.dfilter, self.dfilter_count, self.dfilter_type),
+                "analog_filter": self.afilter, "local": self.local}

@@ -9,13 +9,21 @@ between the in-process lab and ``labctl sim serve`` by its backend alone::
     gaussmeter          LakeShore425     TCPIP0::127.0.0.1::5603::SOCKET
     stage               ESP300           TCPIP0::127.0.0.1::5604::SOCKET
     aux_current_source  Keithley6221     TCPIP0::127.0.0.1::5605::SOCKET
+    current_source_lan  GenesysGEN8-600-LAN TCPIP0::127.0.0.1::5606::SOCKET
+
+The Genesys has two personalities on one supply (one output, one set of
+registers): port 5600 is its RS-232 port behind a serial-to-Ethernet device
+server (raw TCP, the Genesys serial protocol: ``ADR 6``, ``OK``, CR; in-process
+also as ``ASRL1::INSTR``), port 5606 its LAN option (SCPI, LF replies, the
+twenty-command pacing), standing for ``TCPIP0::<ip>::8003::SOCKET`` on a real
+unit.  Drivers: ``genesys`` on the first, ``genesys-lan`` on the second.
 """
 from __future__ import annotations
 
 from labctl.clock import Clock, make_clock
 from sim_instruments.emulator import Emulator
 from sim_instruments.esp300 import ESP300
-from sim_instruments.genesys import Genesys
+from sim_instruments.genesys import Genesys, GenesysLAN
 from sim_instruments.keithley2182 import Keithley2182A
 from sim_instruments.keithley6221 import Keithley6221
 from sim_instruments.lakeshore336 import LakeShore336
@@ -23,7 +31,9 @@ from sim_instruments.lakeshore425 import LakeShore425
 from sim_instruments.world import World
 
 DEFAULT_BASE_PORT = 5600
-ROLES = ("current_source", "voltmeter", "temperature", "gaussmeter", "stage", "aux_current_source")
+ROLES = ("current_source", "voltmeter", "temperature", "gaussmeter", "stage", "aux_current_source",
+         "current_source_lan")
+SERIAL_ALIASES = {"ASRL1::INSTR": "current_source"}  # in-process serial ports
 FAULTS = ("timeout", "drop", "garbage", "overload", "stall", "sensor", "quench")
 
 
@@ -48,17 +58,20 @@ class VirtualLab:
         self.world = World(sample, field_model, clock=self.clock, seed=seed, temperature=temperature)
         w = self.world
         nvm = Keithley2182A(w)
+        supply = Genesys(w)
         self.instruments: dict[str, Emulator] = {
-            "current_source": Genesys(w),
+            "current_source": supply,
             "voltmeter": nvm,
             "temperature": LakeShore336(w),
             "gaussmeter": LakeShore425(w),
             "stage": ESP300(w),
             "aux_current_source": Keithley6221(w, nanovoltmeter=nvm),
+            "current_source_lan": GenesysLAN(supply),
         }
         self.base_port = base_port
         self.ports = {role: base_port + k for k, role in enumerate(ROLES)}
         self.resources = {resource_name(self.ports[r]): self.instruments[r] for r in ROLES}
+        self.resources.update({name: self.instruments[r] for name, r in SERIAL_ALIASES.items()})
         self._visa_library = None
 
     # ------------------------------------------------------------ access
@@ -78,6 +91,9 @@ class VirtualLab:
 
             self._visa_library = SimVisaLibrary.for_lab(self)
         return self._visa_library
+
+    def role_of(self, emulator: Emulator) -> str:
+        return next((r for r, e in self.instruments.items() if e is emulator), emulator.model)
 
     def listing(self) -> list[tuple[str, str, str]]:
         return [(role, self.instruments[role].model, resource_name(self.ports[role])) for role in ROLES]

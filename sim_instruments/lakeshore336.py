@@ -1,20 +1,27 @@
-"""Lake Shore 336 temperature controller (LS336 manual, chapter 6).
+"""Lake Shore 336 temperature controller (Model 336 user's manual, chapter 6).
 
 Loop 1 drives the world's cryostat heater with the world's PID model; input A
 is the control sensor on the sample stage, input B the sensor on the sample.
+
+As the manual describes it: commands end in CR LF (the LF ends a message, on
+the Ethernet socket, port 7777, as on the serial port); replies end in CR LF;
+no error queue, but ``*ESR?`` bits for commands it could not parse or use;
+at power-up the heater outputs are off (range 0) unless OUTMODE's power-up
+enable was set, and a heater range of 0 is off.
 """
 from __future__ import annotations
 
 import math
 
-from sim_instruments.emulator import Emulator, SCPIError, command
+from sim_instruments.emulator import Emulator, LakeShoreStatus, SCPIError, command
 from sim_instruments.world import HEATER_RANGES_W
 
 
-class LakeShore336(Emulator):
+class LakeShore336(LakeShoreStatus, Emulator):
     model = "LakeShore336"
     idn = "LSCI,MODEL336,LSA2B4C/#######,2.9"
     termination = "\r\n"
+    terminators = "\n"  # CR LF: the LF ends the message, the CR is stripped
     scpi = False
 
     def __init__(self, world):
@@ -22,6 +29,12 @@ class LakeShore336(Emulator):
         self.htrset = {1: (1, 2, 0.0, 2), 2: (1, 2, 0.0, 2)}
         self.out_input = {1: 1, 2: 2}
         self.powerup = {1: 0, 2: 0}
+        # power-up: the heater is off (range 0) whatever it was doing before
+        c = world.controller
+        with world.lock:
+            world.advance()
+            c.heater_range = 0
+            c.output = 0.0
 
     @staticmethod
     def _args(args: str) -> list[str]:
@@ -128,7 +141,8 @@ class LakeShore336(Emulator):
     @command("HTR?")
     def htr(self, args):
         loop = self._loop(args.strip() or "1")
-        return f"{self.world.controller.output if loop == 1 else 0.0:+.2f}"
+        c = self.world.controller
+        return f"{c.output if loop == 1 and c.heater_range else 0.0:+.2f}"  # an off heater outputs nothing
 
     @command("MOUT?")
     def mout_q(self, args):
@@ -165,9 +179,6 @@ class LakeShore336(Emulator):
     def htrset_set(self, args):
         loop, r, m, u, d = self._args(args)
         self.htrset[self._loop(loop)] = (int(r), int(m), float(u), int(d))
-
-    def unknown(self, text):
-        pass  # the 336 ignores what it does not understand (no SCPI error queue)
 
     def reset(self) -> None:
         c = self.world.controller

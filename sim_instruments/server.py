@@ -1,8 +1,10 @@
 """TCP transport: each emulated instrument as a raw SCPI socket on 127.0.0.1.
 
 Clients connect exactly as to LAN instruments (``TCPIP0::127.0.0.1::PORT::SOCKET``
-with pyvisa-py).  Messages end at CR or LF; replies carry the instrument's own
-terminator.  Binds to the loopback interface only.
+with pyvisa-py).  Messages end only at the instrument's own terminators (see
+``Emulator.frame``); replies carry the instrument's own terminator.  Binds to
+the loopback interface only.  ``trace`` (a ``labctl.iotrace.IOTrace``) records
+every message and reply from the instruments' side.
 """
 from __future__ import annotations
 
@@ -19,9 +21,10 @@ LOOPBACK = "127.0.0.1"
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         emulator: Emulator = self.server.emulator  # type: ignore[attr-defined]
+        trace = self.server.trace  # type: ignore[attr-defined]
         sock: socket.socket = self.request
         sock.settimeout(0.5)
-        buf = b""
+        buf = ""
         while not self.server.stopping:  # type: ignore[attr-defined]
             if emulator.faults.drop:
                 return  # closing the socket is what a dropped link looks like
@@ -33,19 +36,16 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             if not chunk:
                 return
-            buf += chunk
-            while True:
-                cut = [i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0]
-                if not cut:
-                    break
-                k = min(cut)
-                message, buf = buf[:k].decode("latin-1"), buf[k + 1:]
-                if not message.strip():
-                    continue
+            # only the instrument's own terminators end a message: a client with the
+            # wrong write termination waits for a reply that never comes
+            messages, buf = emulator.frame(buf + chunk.decode("latin-1"))
+            for message in messages:
                 try:
-                    reply = emulator.handle(message)
+                    reply = emulator.accept(message)
                 except ConnectionDropped:
                     return
+                if trace is not None and message.strip():
+                    trace(message, reply)
                 if reply is not None:
                     try:
                         sock.sendall((reply + emulator.termination).encode("latin-1"))
@@ -57,8 +57,9 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, emulator: Emulator):
+    def __init__(self, port: int, emulator: Emulator, trace=None):
         self.emulator = emulator
+        self.trace = trace
         self.stopping = False
         super().__init__((LOOPBACK, port), _Handler)
 
@@ -70,13 +71,15 @@ class LabServer:
     maps each role to its actual address.
     """
 
-    def __init__(self, lab: VirtualLab, base_port: int | None = None):
+    def __init__(self, lab: VirtualLab, base_port: int | None = None, trace=None):
         self.lab = lab
+        self.trace = trace
         base = lab.base_port if base_port is None else base_port
         self.servers: dict[str, _Server] = {}
         for k, role in enumerate(ROLES):
             port = 0 if base == 0 else base + k
-            self.servers[role] = _Server(port, lab.instruments[role])
+            self.servers[role] = _Server(port, lab.instruments[role],
+                                         trace.for_role(role) if trace is not None else None)
         self.threads: list[threading.Thread] = []
 
     @property

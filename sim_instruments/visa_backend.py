@@ -6,7 +6,8 @@ terminations and time-outs included.
 Termination behaviour follows the interface: SOCKET and ASRL resources end a
 read only at the termination character (a wrong ``read_termination`` times
 out, as on real hardware); GPIB/INSTR resources also signal END after the
-last byte.
+last byte.  Writes are framed by each emulator's own terminators (see
+``Emulator.frame``): a wrong ``write_termination`` times out too.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class _Session:
             constants.ResourceAttribute.resource_class: parsed.resource_class,
             constants.ResourceAttribute.interface_type: parsed.interface_type_const,
         }
+        self.trace = None  # callable(message, reply) for the server-side I/O trace
         self.end_on_eoi = parsed.resource_class == "INSTR" and parsed.interface_type_const != constants.InterfaceType.asrl
 
     def attr(self, attribute):
@@ -42,18 +44,16 @@ class _Session:
 
     def write(self, data: bytes) -> tuple[int, constants.StatusCode]:
         self.inbuf += data.decode("latin-1")
-        while True:
-            cut = [i for i in (self.inbuf.find("\n"), self.inbuf.find("\r")) if i >= 0]
-            if not cut:
-                break
-            k = min(cut)
-            message, self.inbuf = self.inbuf[:k], self.inbuf[k + 1:]
-            if not message.strip():
-                continue
+        # only the instrument's own terminators end a message (a wrong write
+        # termination leaves it waiting, and the client's read times out)
+        messages, self.inbuf = self.emulator.frame(self.inbuf)
+        for message in messages:
             try:
-                reply = self.emulator.handle(message)
+                reply = self.emulator.accept(message)
             except ConnectionDropped:
                 return 0, constants.StatusCode.error_connection_lost
+            if self.trace is not None:
+                self.trace(message, reply)
             if reply is not None:
                 self.outbuf += (reply + self.emulator.termination).encode("latin-1")
         if self.emulator.faults.drop:

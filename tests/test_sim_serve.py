@@ -39,11 +39,13 @@ def test_serve_prints_one_line_per_instrument_then_ready(served):
     proc, lines = served
     assert proc.poll() is None
     roles = [ln.split()[0] for ln in lines]
-    assert roles == ["current_source", "voltmeter", "temperature", "gaussmeter", "stage", "aux_current_source"]
+    assert roles == ["current_source", "voltmeter", "temperature", "gaussmeter", "stage", "aux_current_source",
+                     "current_source_lan"]  # the Genesys: serial port (device server) and LAN option
     for k, ln in enumerate(lines):
         role, model, resource = ln.split()
         assert resource == f"TCPIP0::127.0.0.1::{BASE + k}::SOCKET"
     assert lines[3].split()[1] == "LakeShore425" and lines[0].split()[1].startswith("Genesys")
+    assert lines[6].split()[1] == "GenesysGEN8-600-LAN"
 
 
 def test_stock_drivers_talk_to_the_served_lab(served):

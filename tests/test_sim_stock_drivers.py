@@ -176,9 +176,12 @@ def test_keithley6221_stock_driver_and_delta_mode(bench):
     assert src.source_current == pytest.approx(0.05)
     assert not src.source_enabled
     src.enable_source()
-    assert src.source_enabled
+    assert src.source_enabled  # a query: the write before it has been carried out (TCP too)
     assert bench.world.current == pytest.approx(0.05)  # the 6221 drives the same sample
     src.disable_source()
+    # OUTP OFF is write-only: read it back before looking at the world (over TCP the
+    # server may not have processed the write yet; the query is answered after it)
+    assert src.source_enabled is False
     assert bench.world.current == 0.0
 
     # delta mode with the 2182A: thermal EMF cancels, the normal-state I*R_n remains
@@ -192,9 +195,21 @@ def test_keithley6221_stock_driver_and_delta_mode(bench):
     src.delta_buffer_points = 20
     src.delta_arm()
     src.delta_start()
+    # the readings accumulate while the test runs (6221 manual, delta): wait until all are there
+    stored = []
+    for _ in range(200):  # each point is one 2182A reading (power-up: NPLC 5, filter of 10)
+        stored.append(int(src.ask(":TRAC:POIN:ACT?")))
+        if stored[-1] >= 20:
+            break
+        bench.lab.clock.sleep(1.0)
+    assert stored[0] < 20 and stored[-1] == 20  # a partial buffer at first, all 20 in the end
+    assert int(src.ask(":STAT:OPER:COND?")) & 1024  # idle: the test is finished
     values = src.delta_values
     readings = values[0::2]
     assert len(readings) == 20
+    src.delta_abort()  # SOUR:SWE:ABOR ends delta mode and returns the 2182A to local
+    assert src.source_enabled is False
+    assert bench.lab.instruments["voltmeter"].local
     w = bench.world
     expected = 0.1 * w.sample.normal_resistance(w.t_sample)  # ~34 nV, far below the ~300 nV EMF
     mean = sum(readings) / len(readings)
@@ -212,7 +227,8 @@ def test_lakeshore425_stock_driver(bench):
     assert g.range == 350
     w = bench.world
     # zero with no current, then 30 A: B(R) = mu0 I / (2 pi R), seen through the misaligned probe
-    g.zero_probe()
+    g.zero_probe()  # ZPROBE takes a few seconds; *OPC? answers when it is done
+    assert g.ask("*OPC?").strip() == "1"
     assert abs(float(g.field)) < 5e-6
     psu = bench.open("current_source")
     psu.voltage_setpoint = 5.0
@@ -233,10 +249,25 @@ def test_lakeshore425_stock_driver(bench):
 def test_esp300_stock_driver(bench):
     esp = bench.open("stage")
     assert esp.ask("VE?").startswith("ESP300 Version")
+    # power-up: motor off, and the counter reads 0 wherever the stage stands (10 mm here)
+    assert esp.ask("1MO?").strip() == "0"
+    assert esp.x.position == pytest.approx(0.0, abs=0.005)
+    esp.x.position = 1.0  # refused: motor off
+    assert esp.error == 113  # axis 1, MOTOR NOT ENABLED
+    esp.x.enable()
+    assert esp.ask("1MO?").strip() == "1"
+    esp.x.home()  # OR1: search the home switch (at the cylinder axis) at 1 mm/s
+    assert not esp.x.motion_done
+    bench.lab.clock.sleep(11.0)
+    assert esp.x.motion_done
+    assert esp.x.position == pytest.approx(0.0, abs=0.005)
+    assert bench.world.stage.position == pytest.approx(0.0, abs=1e-6)
+    esp.x.position = 10.0
+    assert float(esp.ask("1DP?")) == pytest.approx(10.0)  # read back the target before waiting
+    bench.lab.clock.sleep(11.0)
+    assert esp.x.motion_done and esp.x.position == pytest.approx(10.0, abs=0.005)
     esp.x.left_limit = 0.5
     assert esp.x.left_limit == pytest.approx(0.5)
-    assert esp.x.enabled
-    assert esp.x.position == pytest.approx(10.0, abs=0.005)
     esp.x.position = 8.0  # PA8: starts the move at 1 mm/s
     assert not esp.x.motion_done
     bench.lab.clock.sleep(1.0)  # one virtual second: half way
