@@ -2,6 +2,13 @@
 
 Each :class:`StageAxis` prefixes its axis number to every command ("1VA?", "2PA5").
 Units are the axis units set by ``units`` (e.g. mm or degree).
+
+From the ESP300 user's manual (chapter 3): commands end in CR, replies in CR LF
+(3.4); the motor power is off at power-up (``MO``/``MO?``); positions of an
+incremental encoder count from wherever the stage stood at power-up until a
+home search (``OR``, polled with ``MD?``) sets 0 at the home switch; errors
+wait in a ten-deep FIFO read one at a time with ``TE?`` (code) or ``TB?``
+(code, timestamp, message).
 """
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.newport.esp300 import ESP300, Axis
@@ -30,9 +37,25 @@ class StageAxis(Axis):
         """Get the desired (target) position of the current move, in units.""",
     )
 
+    motor_on = Instrument.measurement(
+        "MO?",
+        """Get whether the motor power of this axis is on (bool).""",
+        cast=lambda v: bool(int(float(v))),
+    )
+
     def stop(self):
-        """Stop the motion of this axis (decelerating)."""
+        """Stop the motion of this axis (decelerating); confirm with ``motion_done``."""
         self.write("ST")
+
+    def home_search(self, mode=None):
+        """Start a home search (``OR``, or ``OR<mode>``, mode 0-6; 1 = home switch and
+        index).  Returns at once: poll ``motion_done``; position 0 is then the home."""
+        if mode is None:
+            self.write("OR")
+        else:
+            if mode not in range(7):
+                raise ValueError(f"home search mode {mode} not in 0-6")
+            self.write(f"OR{int(mode)}")
 
     def move_to(self, position):
         """Start an absolute move to ``position`` (units); same as setting ``position``.
@@ -54,6 +77,23 @@ class ESP300Stage(ESP300):
         self.x = StageAxis(1, self)
         self.y = StageAxis(2, self)
         self.phi = StageAxis(3, self)
+
+    error_message = Instrument.measurement(
+        "TB?",
+        """Get the next error of the FIFO as text: "code, timestamp, MESSAGE" (pops it).""",
+        cast=str,
+        get_process_list=lambda v: ", ".join(str(x).strip() for x in v),
+    )
+
+    def read_errors(self) -> list[int]:
+        """Drain the error FIFO (``TE?`` until 0, at most ten): the error codes."""
+        codes = []
+        for _ in range(12):
+            code = int(self.error)
+            if code == 0:
+                break
+            codes.append(code)
+        return codes
 
     @property
     def axes(self):

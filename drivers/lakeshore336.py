@@ -133,6 +133,19 @@ class LakeShore336(LakeShore3xx):
     input_C1 = input_C2 = input_C3 = input_C4 = None
     input_D1 = input_D2 = input_D3 = input_D4 = input_D5 = None
 
+    event_status = Instrument.measurement(
+        "*ESR?",
+        """Get (and clear) the standard event status register (int): 32 command not
+        understood (CME), 16 parameter not executable (EXE), 4 query error (QYE).""",
+        cast=int,
+    )
+
+    def read_errors(self) -> list[str]:
+        """The 336 has no error queue: the error bits of ``*ESR?`` as text."""
+        esr = int(self.event_status)
+        names = {32: "command error (CME)", 16: "execution error (EXE)", 4: "query error (QYE)"}
+        return [text for bit, text in names.items() if esr & bit]
+
     def __init__(self, adapter, name="Lake Shore 336 Temperature Controller",
                  read_termination="\r\n", **kwargs):
         super().__init__(adapter, name, read_termination=read_termination, **kwargs)

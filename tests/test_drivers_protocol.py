@@ -15,14 +15,21 @@ GEN_INIT = [("ADR 6", "OK")]
 
 # --------------------------------------------------------------------------- package
 def test_drivers_registry():
-    from pymeasure.instruments.keithley import Keithley2182, Keithley6221
-    from pymeasure.instruments.lakeshore import LakeShore425
+    from drivers.genesys import GenesysLAN
+    from drivers.keithley import Keithley2182, Keithley6221
+    from drivers.lakeshore425 import LakeShore425
 
     assert drivers.DRIVERS == {
         "lakeshore336": LakeShore336, "esp300": ESP300Stage, "genesys": GenesysGEN8_600,
-        "keithley6221": Keithley6221, "keithley2182": Keithley2182,
+        "genesys-lan": GenesysLAN, "keithley6221": Keithley6221, "keithley2182": Keithley2182,
         "lakeshore425": LakeShore425,
     }
+    # the labctl classes extend pymeasure's stock drivers (same commands, more of them)
+    from pymeasure.instruments.keithley import Keithley2182 as Stock2182, Keithley6221 as Stock6221
+    from pymeasure.instruments.lakeshore import LakeShore425 as Stock425
+
+    assert issubclass(Keithley2182, Stock2182) and issubclass(Keithley6221, Stock6221)
+    assert issubclass(LakeShore425, Stock425)
 
 
 # --------------------------------------------------------------------------- LakeShore 336
@@ -302,3 +309,229 @@ def test_genesys_measurements_and_output():
         p.output_enabled = True
         assert p.output_enabled is False
         p.remote = "REM"
+
+
+# --------------------------------------------------------------------------- issue 12
+# Genesys serial port: status and fault registers (Genesys manual 7.11, two hex digits)
+def test_genesys_serial_registers_and_errors():
+    with expected_protocol(GenesysGEN8_600, GEN_INIT + [
+        ("STAT?", "06"), ("FLT?", "10"), ("FEVE?", "50"), ("FLT?", "00"), ("FLT?", "50"),
+    ]) as psu:
+        assert psu.status_register == 6  # CC + NFLT
+        assert psu.fault_register == 16  # OVP
+        assert psu.fault_events == 0x50  # OVP + OFF latched
+        assert psu.faults() == []
+        assert psu.faults() == ["OVP", "OFF"]
+
+
+def test_genesys_serial_error_replies_are_kept():
+    with expected_protocol(GenesysGEN8_600, GEN_INIT + [("OVP 2", "E04"), ("AST OFF", "OK"), ("AST?", "OFF")]) as psu:
+        psu.over_voltage = 2
+        assert psu.read_errors() == ["Received error: E04"]
+        assert psu.read_errors() == []  # read once
+        psu.auto_restart = False
+        assert psu.auto_restart is False
+
+
+# Genesys LAN option: SCPI on port 8003 (IA672-04-01), same property names as the serial driver
+def test_genesys_lan_properties():
+    from drivers.genesys import GenesysLAN
+
+    with expected_protocol(GenesysLAN, [
+        ("*IDN?", "TDK-LAMBDA,GEN8-600-LAN,12A3456-0001,1U:5.4-LAN"),
+        ("SOUR:VOLT 5", None), ("SOUR:VOLT?", "5.000"), ("MEAS:VOLT?", "0.001"),
+        ("SOUR:CURR 12.5", None), ("SOUR:CURR?", "12.500"), ("MEAS:CURR?", "12.49"),
+        ("OUTP:STAT ON", None), ("OUTP:STAT?", "ON"), ("SOUR:MOD?", "CC"),
+        ("SOUR:VOLT:PROT:LEV 6", None), ("SOUR:VOLT:PROT:LEV?", "6.00"),
+        ("OUTP:PON OFF", None), ("OUTP:PON?", "OFF"),
+        ("STAT:OPER:COND?", "6"), ("STAT:QUES:COND?", "0"), ("STAT:QUES?", "64"),
+        ("OUTP:STAT OFF", None), ("OUTP:STAT?", "OFF"),
+        ("SYST:ERR?", '0,"No error"'),  # the driver's own check: the twentieth command
+        ("SOUR:MOD?", "OFF"),
+    ]) as psu:
+        assert psu.id == ["TDK-LAMBDA", "GEN8-600-LAN", "12A3456-0001", "1U:5.4-LAN"]
+        psu.voltage_setpoint = 5
+        assert psu.voltage_setpoint == 5.0 and psu.voltage == 0.001
+        psu.current_setpoint = 12.5
+        assert psu.current_setpoint == 12.5 and psu.current == 12.49
+        psu.output_enabled = True
+        assert psu.output_enabled is True and psu.mode == "CC"
+        psu.over_voltage = 6
+        assert psu.over_voltage == 6.0
+        psu.auto_restart = False
+        assert psu.auto_restart is False
+        assert psu.status_register == 6 and psu.fault_register == 0 and psu.fault_events == 64
+        psu.output_enabled = False
+        assert psu.output_enabled is False and psu.mode == "OFF"
+
+
+@pytest.mark.parametrize("attr, value", [("current_setpoint", 601), ("current_setpoint", -1),
+                                         ("voltage_setpoint", 8.5), ("over_voltage", 11)])
+def test_genesys_lan_refused(attr, value):
+    from drivers.genesys import GenesysLAN
+
+    with expected_protocol(GenesysLAN, []) as psu:
+        with pytest.raises(ValueError):
+            setattr(psu, attr, value)
+
+
+def test_genesys_lan_asks_the_error_queue_every_twentieth_command():
+    from drivers.genesys import GenesysLAN
+
+    writes = [(f"SOUR:CURR {k}", None) for k in range(19)]
+    with expected_protocol(GenesysLAN, writes + [("SYST:ERR?", '0,"No error"'), ("SOUR:CURR 19", None)]) as psu:
+        for k in range(20):
+            psu.current_setpoint = k
+        assert psu.commands_since_check == 1
+    # queries count too: the manual wants SYST:ERR? sent routinely
+    queries = [("MEAS:CURR?", "1.0")] * 19
+    with expected_protocol(GenesysLAN, queries + [("SYST:ERR?", '0,"No error"'), ("MEAS:CURR?", "1.0")]) as psu:
+        for _ in range(20):
+            assert psu.current == 1.0
+
+
+def test_genesys_lan_error_in_the_queue_raises():
+    from drivers.genesys import GenesysLAN
+
+    writes = [(f"SOUR:CURR {k}", None) for k in range(19)]
+    with expected_protocol(GenesysLAN, writes + [("SYST:ERR?", '-222,"Data out of range;address 06"'),
+                                                 ("SYST:ERR?", '0,"No error"')]) as psu:
+        for k in range(19):
+            psu.current_setpoint = k
+        with pytest.raises(ValueError, match="-222"):
+            psu.current_setpoint = 19  # the check before the 20th command finds the error: not sent
+        assert psu.error_log == ['-222,"Data out of range;address 06"']
+
+
+def test_genesys_lan_read_errors_and_clear():
+    from drivers.genesys import GenesysLAN
+
+    with expected_protocol(GenesysLAN, [("SYST:ERR?", '-113,"Undefined header;address 06"'),
+                                        ("SYST:ERR?", '0,"No error"'), ("*CLS", None)]) as psu:
+        assert psu.read_errors() == ['-113,"Undefined header;address 06"']
+        psu.clear()
+
+
+def test_genesys_lan_termination_defaults(monkeypatch):
+    from drivers.genesys import GenesysLAN
+
+    seen = {}
+
+    class FakeVISA:
+        def __init__(self, resource, **kwargs):
+            seen.update(kwargs)
+
+    monkeypatch.setattr("pymeasure.instruments.instrument.VISAAdapter", FakeVISA)
+    GenesysLAN("TCPIP::192.168.1.30::8003::SOCKET")
+    assert seen["read_termination"] == "\n" and seen["write_termination"] == "\n"  # IA672-04-01 9.5
+
+
+# Keithley 2182A: filters, error queue (2182A user's manual p. 3-8, p. 15-19)
+def test_keithley2182_filters():
+    from drivers.keithley import Keithley2182
+
+    with expected_protocol(Keithley2182, [
+        (":SENS:VOLT:DFIL:COUN 10", None), (":SENS:VOLT:DFIL:COUN?", "10"),
+        (":SENS:VOLT:DFIL:TCON REP", None), (":SENS:VOLT:DFIL:TCON?", "REP"),
+        (":SENS:VOLT:DFIL:STAT 1", None), (":SENS:VOLT:DFIL:STAT?", "1"),
+        (":SENS:VOLT:LPAS:STAT 0", None), (":SENS:VOLT:LPAS:STAT?", "0"),
+        (":SYST:LFR?", "50"),
+    ]) as nvm:
+        nvm.digital_filter_count = 10
+        assert nvm.digital_filter_count == 10
+        nvm.digital_filter_type = "REP"
+        assert nvm.digital_filter_type == "REP"
+        nvm.digital_filter_enabled = True
+        assert nvm.digital_filter_enabled is True
+        nvm.analog_filter_enabled = False
+        assert nvm.analog_filter_enabled is False
+        assert nvm.max_nplc() == 50.0  # 50 Hz mains
+        assert nvm.max_nplc(60) == 60.0
+        with pytest.raises(ValueError):
+            nvm.digital_filter_count = 101
+
+
+def test_keithley2182_error_queue():
+    from drivers.keithley import Keithley2182
+
+    with expected_protocol(Keithley2182, [("SYST:ERR?", '-222,"Data out of range"'),
+                                          ("SYST:ERR?", '-350,"Queue overflow"'),
+                                          ("SYST:ERR?", '0,"No error"')]) as nvm:
+        assert nvm.read_errors() == ['-222,"Data out of range"', '-350,"Queue overflow"']
+
+
+# Keithley 6221: compliance and delta progress (reference manual section 11)
+def test_keithley6221_compliance_and_delta_progress():
+    from drivers.keithley import Keithley6221
+
+    with expected_protocol(Keithley6221, [
+        (":STAT:MEAS:COND?", "8"), (":STAT:MEAS:COND?", "0"),
+        (":STAT:OPER:COND?", "0"), (":TRAC:POIN:ACT?", "7"), (":STAT:OPER:COND?", "1024"),
+        (":SOUR:SWE:ABOR", None), ("SYST:ERR?", '0,"No error"'),
+    ]) as src:
+        assert src.in_compliance is True
+        assert src.in_compliance is False
+        assert src.idle is False
+        assert src.delta_points_stored == 7
+        assert src.idle is True
+        src.delta_abort()
+        assert src.read_errors() == []
+
+
+# Lake Shore 425: probe type, range table, DC mode, zero completion, *ESR?
+def test_lakeshore425_probe_type_and_ranges():
+    from drivers.lakeshore425 import LakeShore425
+
+    with expected_protocol(LakeShore425, [("TYPE?", "41"), ("RANGE 3", None), ("RANGE?", "3"),
+                                          ("RDGMODE 1,0,1", None), ("RDGMODE?", "1,0,1")]) as g:
+        assert g.probe_type == 41
+        assert g.range_table(41)[3] == 35e3  # high stability: RANGE 3 is 35 kG
+        assert g.range_table(40)[3] == 3.5e3 and g.range_table(42)[3] == 35.0 and g.range_table(52)[1] == 0.35
+        g.range_number = 3
+        assert g.range_number == 3
+        g.dc_mode()
+        assert g.mode == (1, 0, 1)
+        with pytest.raises(ValueError):
+            g.range_number = 5
+
+
+def test_lakeshore425_zero_completion_and_errors():
+    from drivers.lakeshore425 import LakeShore425
+
+    with expected_protocol(LakeShore425, [("ZPROBE", None), ("*OPC?", "1"), ("*ESR?", "48"), ("*ESR?", "0")]) as g:
+        g.zero_probe()
+        assert g.operation_complete() is True
+        assert g.read_errors() == ["command error (CME)", "execution error (EXE)"]
+        assert g.read_errors() == []
+
+
+# Lake Shore 336: no error queue, *ESR? bits
+def test_ls336_event_status_errors():
+    with expected_protocol(LakeShore336, [("*ESR?", "32"), ("*ESR?", "0")]) as ls:
+        assert ls.read_errors() == ["command error (CME)"]
+        assert ls.read_errors() == []
+
+
+def test_ls336_heater_off_and_read_back():
+    with expected_protocol(LakeShore336, [("RANGE 1,0", None), ("RANGE? 1", "0")]) as ls:
+        ls.output_1.range = "off"
+        assert ls.output_1.range == "off"
+
+
+# Newport ESP300: motor on, home search, error FIFO (user's manual chapter 3)
+def test_esp300_motor_home_and_fifo():
+    with expected_protocol(ESP300Stage, [
+        ("1MO", None), ("1MO?", "1"), ("1OR", None), ("1OR1", None), ("1MD?", "0"), ("1MD?", "1"),
+        ("TE?", "113"), ("TE?", "7"), ("TE?", "0"), ("TB?", "0, 0, NO ERROR DETECTED"), ("1ST", None),
+    ]) as esp:
+        esp.x.enable()
+        assert esp.x.motor_on is True
+        esp.x.home_search()
+        esp.x.home_search(1)
+        assert esp.x.motion_done is False
+        assert esp.x.motion_done is True
+        assert esp.read_errors() == [113, 7]
+        assert esp.error_message == "0, 0, NO ERROR DETECTED"
+        esp.x.stop()
+        with pytest.raises(ValueError):
+            esp.x.home_search(7)

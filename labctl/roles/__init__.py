@@ -8,6 +8,7 @@ from labctl.roles.voltmeter import Voltmeter
 
 ROLE_CLASSES = {
     "genesys": GenesysSource,
+    "genesys-lan": GenesysSource,  # issue 12: the same supply on its LAN option (SCPI)
     "keithley6221": Keithley6221Source,
     "keithley2182": Voltmeter,
     "lakeshore336": TemperatureController,
