@@ -5,9 +5,11 @@ import math
 from typing import Callable
 
 from labctl.errors import InstrumentError, LimitError
-from labctl.roles.base import Role, strict_bool
+from labctl.roles.base import Role, log, strict_bool
+from labctl.roles.verify import expect, no_errors, unverified
 
 HEATER_RANGES = ("off", "low", "medium", "high")
+MAX_CURRENT_PRESETS = {0.707: 1, 1.0: 2, 1.141: 3, 2.0: 4}  # HTRSET <max current> codes (336 manual)
 
 
 class TemperatureController(Role):
@@ -28,11 +30,53 @@ class TemperatureController(Role):
     def _in(self, sensor: str):
         return getattr(self.instrument, f"input_{sensor}")
 
+    def heater_setup_tuple(self) -> tuple:
+        """HTRSET parameters from the station file: (resistance, max current, user current, display)."""
+        cfg = self.config
+        res = 1 if int(cfg.heater_resistance) == 25 else 2
+        code = next((c for a, c in MAX_CURRENT_PRESETS.items() if abs(a - cfg.max_heater_current) < 1e-3), 0)
+        return res, code, (0.0 if code else float(cfg.max_heater_current)), 1
+
     def setup(self) -> None:
+        """Run start, in the order the 336 manual implies: no ramp, setpoint = the present
+        temperature of the control sensor (so enabling the heater does not drive it toward
+        a stale setpoint), heater resistance and maximum current (``HTRSET``) from the
+        station file, closed-loop output mode, then the heater range; each read back, then
+        ``*ESR?``."""
+        out = self._out
+        loop = self.loop
         inp = "ABCD".index(self.control_input) + 1
-        with self.io(f"OUTMODE {self.loop},1,{inp},0 / RANGE"):
-            self._out.output_mode = (1, inp, 0)
-            self._out.range = self.config.heater_range
+        now = self.read(self.control_input)
+        lim = self.limits
+        target = min(max(now, lim.min_temperature), lim.max_temperature)
+        if target != now:
+            log.warning("%s: present temperature %.4g K is outside the window; setpoint %.4g K",
+                        self.name, now, target)
+        with self.io(f"RAMP {loop},0 / SETP {loop},{target:.4f}"):
+            out.ramp = (False, 0)
+            out.setpoint = round(target, 4)
+        expect(self, "setpoint = present temperature", self.query("SETP?", lambda: float(out.setpoint)),
+               round(target, 4), tol=1e-3)
+        htr = self.heater_setup_tuple()
+        with self.io(f"HTRSET {loop},{htr[0]},{htr[1]},{htr[2]:g},{htr[3]}"):
+            out.heater_setup = htr
+        got = self.query("HTRSET?", lambda: out.heater_setup)
+        expect(self, "heater setup (HTRSET)", (got[0], got[1], round(float(got[2]), 3)),
+               (htr[0], htr[1], round(htr[2], 3)))
+        with self.io(f"OUTMODE {loop},1,{inp},0"):
+            out.output_mode = (1, inp, 0)
+        expect(self, "output mode (OUTMODE)", self.query("OUTMODE?", lambda: tuple(out.output_mode)), (1, inp, 0))
+        self.set_heater_range(self.config.heater_range)
+        no_errors(self, self.query("*ESR?", self.instrument.read_errors), "after setup")
+
+    def read_heater_range(self) -> str:
+        return self.query("RANGE?", lambda: str(self._out.range))
+
+    def set_heater_range(self, name: str) -> None:
+        """Set the heater range and confirm it with ``RANGE?`` (UNVERIFIED otherwise)."""
+        with self.io(f"RANGE {self.loop},{HEATER_RANGES.index(name)}"):
+            self._out.range = name
+        expect(self, f"heater range {name}", self.read_heater_range(), name)
 
     def check(self, kelvin: float, rate: float | None = None) -> None:
         lim = self.limits
@@ -78,8 +122,11 @@ class TemperatureController(Role):
         return self.query("RAMPST?", lambda: strict_bool(self._out.ramp_active))
 
     def heater_off(self) -> None:
-        with self.io("RANGE off"):
-            self._out.range = "off"
+        """Heater off (range 0), confirmed by ``RANGE?``."""
+        self.set_heater_range("off")
+
+    def errors(self) -> list[str]:
+        return self.query("*ESR?", self.instrument.read_errors)
 
     def wait_stable(self, target: float | None = None, tolerance: float = 0.05, dwell: float = 60.0,
                     timeout: float = 3600.0, interval: float = 2.0,
@@ -116,5 +163,5 @@ class TemperatureController(Role):
         st = {f"T_{self.sample_input}_K": self.read(self.sample_input)}
         with self.io("SETP?/HTR?/RANGE?"):
             st.update(setpoint_K=float(self._out.setpoint), heater_percent=float(self._out.output),
-                      heater_range=self._out.range)
+                      heater_range=str(self._out.range))
         return st
