@@ -82,9 +82,15 @@ def _sim_serve(args) -> int:
     lab = VirtualLab(sample=args.sample, field_model=args.field_model, temperature=args.temperature,
                      speedup=args.speedup, seed=args.seed, base_port=args.base_port)
     try:
-        server = LabServer(lab).start()
+        trace = None
+        if args.trace:
+            from labctl.iotrace import IOTrace
+
+            trace = IOTrace(args.trace, clock=lab.clock)
+        server = LabServer(lab, trace=trace).start()
     except OSError as e:
-        raise ConfigError(f"cannot listen on 127.0.0.1 ports {args.base_port}-{args.base_port + 5} ({e}); "
+        raise ConfigError(f"cannot listen on 127.0.0.1 ports {args.base_port}-{args.base_port + len(lab.ports) - 1} "
+                          f"({e}); "
                           "choose another --base-port") from None
     for role, model, _ in lab.listing():
         print(f"{role} {model} {server.resources[role]}", flush=True)
@@ -131,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = ssub.add_parser("check", help="connect every role and print identity and state")
     check.add_argument("--station", help="station TOML file (default: the built-in virtual lab, sim.toml)")
     check.set_defaults(func=_station_check)
+    from labctl.iotrace import TraceAction
+
+    check.add_argument("--trace", metavar="FILE", action=TraceAction,
+                       help="record every command and reply (timestamp, role) in FILE")
+    commission = ssub.add_parser("commission", help="guided first power-up of real instruments, step by step")
+    commission.add_argument("--station", help="station TOML file (default: the built-in virtual lab, sim.toml)")
+    commission.add_argument("--trace", metavar="FILE", action=TraceAction,
+                            help="record every command and reply (timestamp, role) in FILE")
+    commission.add_argument("--yes", action="store_true", help="answer yes to every prompt (virtual lab only)")
+    commission.set_defaults(func=lambda args: __import__("labctl.commission", fromlist=["main"]).main(args))
 
     sim = sub.add_parser("sim", help="the virtual lab")
     simsub = sim.add_subparsers(dest="sim_verb", metavar="ACTION", parser_class=_Parser)
@@ -144,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="starting temperature in K (default: the preset's working temperature)")
     serve.add_argument("--speedup", type=_speedup, default=1.0, help="virtual time per wall second (default 1)")
     serve.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    serve.add_argument("--trace", metavar="FILE", help="record every message and reply the instruments "
+                                                        "receive and send (timestamp, role) in FILE")
     serve.set_defaults(func=_sim_serve)
 
     for module in ("labctl.cli_run", "labctl.cli_analysis", "labctl.bench", "labctl.report", "labctl.replay", "labctl.gui.cli"):
