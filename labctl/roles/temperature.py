@@ -43,6 +43,12 @@ class TemperatureController(Role):
         a stale setpoint), heater resistance and maximum current (``HTRSET``) from the
         station file, closed-loop output mode, then the heater range; each read back, then
         ``*ESR?``."""
+        self.configure_loop()
+        self.set_heater_range(self.config.heater_range)
+        no_errors(self, self.query("*ESR?", self.instrument.read_errors), "after setup")
+
+    def configure_loop(self) -> float:
+        """Everything of ``setup`` but the heater range; returns the setpoint (K)."""
         out = self._out
         loop = self.loop
         inp = "ABCD".index(self.control_input) + 1
@@ -66,8 +72,7 @@ class TemperatureController(Role):
         with self.io(f"OUTMODE {loop},1,{inp},0"):
             out.output_mode = (1, inp, 0)
         expect(self, "output mode (OUTMODE)", self.query("OUTMODE?", lambda: tuple(out.output_mode)), (1, inp, 0))
-        self.set_heater_range(self.config.heater_range)
-        no_errors(self, self.query("*ESR?", self.instrument.read_errors), "after setup")
+        return target
 
     def read_heater_range(self) -> str:
         return self.query("RANGE?", lambda: str(self._out.range))
