@@ -87,14 +87,9 @@ def num(value, fmt: str = ".3g") -> str:
 
 
 def ratio_text(entry: dict | None) -> str:
-    if not entry:
-        return "n/a"
-    status = entry.get("status")
-    if status == "ok":
-        return qu(entry["value"], "", 4, err=entry.get("err"))
-    if status == "bound":
-        return f"> {entry['value']:.3g} (B1 consistent with 0: lower bound)"
-    return "undefined (B1 and Bk consistent with 0)"
+    from labctl.analysis.text import ratio_text as _text
+
+    return _text(entry) + (" (dimensionless)" if entry and entry.get("status") == "ok" else "")
 
 
 def param_text(key: str, p: dict) -> str:
@@ -642,9 +637,11 @@ def fig_ratios(st: Step, out: Path, slug: str) -> str | None:
             i = pc["current"]
             status = e.get("status")
             if status == "ok":
-                ax.errorbar([i], [e["value"]], yerr=[e.get("err") or 0], fmt="o", color="k", ms=5, capsize=3,
-                            zorder=5)
-                marks.setdefault("data", Line2D([], [], marker="o", ls="none", color="k", label="measured (±1σ)"))
+                iv = e.get("interval") or [e["value"] - (e.get("err") or 0), e["value"] + (e.get("err") or 0)]
+                yerr = [[max(e["value"] - iv[0], 0.0)], [max(iv[1] - e["value"], 0.0)]]  # Fieller: may be skewed
+                ax.errorbar([i], [e["value"]], yerr=yerr, fmt="o", color="k", ms=5, capsize=3, zorder=5)
+                marks.setdefault("data", Line2D([], [], marker="o", ls="none", color="k",
+                                                label="measured (68 % Fieller interval)"))
             elif status == "bound":
                 y = min(e["value"], 0.88 * ymax)
                 ax.plot([i], [y], marker="^", color="k", ms=8, ls="none", zorder=5)
@@ -722,9 +719,14 @@ def fig_scan(st: Step, out: Path, slug: str) -> str:
         lo = min(lo, float(np.nanmin(j[fine])))
     pad = 0.08 * (hi - lo if hi > lo else max(abs(hi), 1.0))
     lo, hi = lo - pad, hi + pad
-    ax_j.fill_between(r * 1e3, (j - je) * jf, (j + je) * jf, color="tab:orange", alpha=0.3,
-                      label="±1σ band (Monte Carlo)")
-    ax_j.plot(r * 1e3, j * jf, "o-", ms=3, color="tab:orange", label="J(r) = (1/µ0 r) d(rB)/dr")
+    inner = res.get("j_r_inner")
+    edges = np.r_[inner[0], r] if inner else np.r_[0.0, r]
+    shown = np.clip(j, lo, hi)
+    ax_j.stairs(np.clip(j + je, lo, hi) * jf, edges * 1e3, baseline=np.clip(j - je, lo, hi) * jf, fill=True,
+                color="tab:orange", alpha=0.3, label="±1σ band (field errors propagated)")
+    ax_j.stairs(shown * jf, edges * 1e3, color="tab:orange", lw=1.5,
+                label="mean J in each bin = ΔI_enc / π Δ(r²), I_enc = 2πrB/µ0")
+    r = 0.5 * (edges[:-1] + edges[1:])  # bin centres for the off-scale marks
     if j0:
         ax_j.plot(rr * 1e3, np.full(len(rr), j0 * jf), color="tab:blue", ls="--", lw=1.2,
                   label=f"uniform: I/πR² = {qu(j0 * jf, 'A/mm²', 3, prefix=False)}")
@@ -748,7 +750,7 @@ def fig_scan(st: Step, out: Path, slug: str) -> str:
     ax_j.set_xlabel("Radius r (mm)")
     ax_j.set_ylabel("Current density J (A/mm²)")
     ax_j.grid(alpha=0.3)
-    ax_j.set_xlim(r0 * 1e3 - 0.3, max(radius, float(np.nanmax(r))) * 1e3 + 0.3)
+    ax_j.set_xlim(min(r0, float(edges[0])) * 1e3 - 0.3, max(radius, float(np.nanmax(r))) * 1e3 + 0.3)
     ax_b.legend(fontsize=8, loc="upper left")
     ax_j.legend(fontsize=8, loc="upper left")
     return _save(fig, out / f"{slug}.png")
@@ -820,8 +822,11 @@ def _rt_section(doc: Doc, st: Step, out: Path, figs: list[str]) -> None:
         rows.append([name, qt(s.get("tc_onset")), qt(s.get("tc_mid")), qt(s.get("tc_zero")),
                      qt(s.get("width_10_90"), digits=3), qu(s.get("r_normal"), "ohm"),
                      f"{qt(s.get('t_min'), digits=4)} – {qt(s.get('t_max'), digits=4)}" if s.get("t_min") else "n/a",
+                     {"partial": "**partial** (not superconducting)", "multi-step": "multi-step"}.get(
+                         s.get("transition"), s.get("transition") or "—"),
                      s.get("message", "")])
-    doc.table(["sweep", "Tc onset", "Tc mid", "Tc zero", "10–90 % width", "R_n", "T range", "note"], rows)
+    doc.table(["sweep", "Tc onset", "Tc mid", "Tc zero", "10–90 % width", "R_n", "T range", "transition", "note"],
+              rows)
     if res.get("hysteresis_mid") is not None:
         doc.p(f"Warming − cooling (Tc mid): {qt(res['hysteresis_mid'], digits=3)}.")
     _add_figure(doc, figs, fig_rt, st, out, f"{_slug(st.name)}",
@@ -833,16 +838,19 @@ def _vi_section(doc: Doc, st: Step, out: Path, figs: list[str]) -> None:
     r = st.result
     bg = r.get("background") or {}
     rows = [
-        ["Ic (criterion, power-law fit)", qa(r.get("ic"), r.get("ic_err"))],
-        ["Ic bootstrap error", qa(r.get("ic_err_bootstrap"), digits=2)],
-        ["Ic by interpolation", qa(r.get("ic_interp"))],
-        ["n-value (dimensionless)", f"{num(r.get('n'), '.4g')} ± {num(r.get('n_err'), '.2g')}"],
+        ["Ic (criterion crossing)", qa(r.get("ic"), r.get("ic_err"))],
+        ["n-value (dimensionless), E window " + ((r.get("n_window") or {}).get("text") or "n/a"),
+         f"{num(r.get('n'), '.4g')} ± {num(r.get('n_err'), '.2g')}"],
+        ["Ic, n of the joint fit (background + power law)",
+         f"{qa(r.get('ic_fit'), r.get('ic_fit_err'))}; {num(r.get('n_fit'), '.4g')} ± {num(r.get('n_fit_err'), '.2g')}"],
+        ["Ic bootstrap error (whole pipeline)", qa(r.get("ic_err_bootstrap"), digits=2)],
+        ["Ic by interpolation (starting value)", qa(r.get("ic_interp"))],
         ["criterion field Ec", qu(r.get("ec"), "V/m", 3, prefix=False)],
         ["tap spacing d", qu(r.get("tap_spacing"), "m")],
         ["criterion voltage Vc = Ec·d", qu(r.get("criterion_voltage"), "V")],
         ["background offset / slope",
          f"{qu(bg.get('offset'), 'V')} / {qu(bg.get('slope'), 'V/A')}" if bg else "n/a"],
-        ["noise (robust σ)", qu(r.get("noise"), "V", 2)],
+        ["noise σ (joint-fit residuals)", qu(r.get("noise"), "V", 2)],
         ["fit range", (f"{qa((r.get('fit_range') or [None])[0], digits=4)} – "
                       f"{qa((r.get('fit_range') or [None, None])[1], digits=4)} ({r.get('fit_points', 'n/a')} points)")],
         ["temperature (from the file)", qt(r.get("temperature"), digits=4)],
@@ -875,8 +883,12 @@ def _radial_section(doc: Doc, st: Step, out: Path, figs: list[str]) -> None:
     pooled = r.get("ratios", {})
     rows.append(["pooled (B/I)"] + ["" for _ in radii] + [ratio_text(pooled.get("B2/B1")),
                                                           ratio_text(pooled.get("B3/B1"))])
-    doc.p(f"Fields with the offset removed ({r.get('offset_method')}), pooled over repeats; ratios are "
-          "dimensionless. Sample radius R = " + qu(r.get("sample_radius"), "m") +
+    from labctl.analysis.text import noise_text
+
+    nt = noise_text(r)
+    doc.p(f"Fields with the offset removed ({r.get('offset_method')}), pooled over repeats; "
+          + (nt[0].upper() + nt[1:] + "; " if nt else "") + "ratios with Fieller 68 % intervals, `ok` only "
+          "when B1 is more than 3σ above zero. Sample radius R = " + qu(r.get("sample_radius"), "m") +
           (f"; mean temperature {qt(r['temperature'], digits=4)}" if r.get("temperature") is not None else "") + ".")
     doc.table(header, rows)
     lin = r.get("linearity") or {}
@@ -895,20 +907,22 @@ def _radial_section(doc: Doc, st: Step, out: Path, figs: list[str]) -> None:
                         if lin.get("consistent") is False else "not tested"))
     if oc.get("ratio") is not None:
         items.append(f"Outer check (model independent): B(R) / (µ0 I / 2πR) = "
-                     f"{qu(oc['ratio'], '', 5, err=oc.get('ratio_err'))} (dimensionless)")
+                     f"{qu(oc['ratio'], '', 5, err=oc.get('ratio_err'))} (dimensionless)"
+                     + (" — **flagged**: " + oc["message"].split(" — ", 1)[-1] if oc.get("flag") else ""))
     elif oc.get("message"):
         items.append(f"Outer check: {oc['message']}")
     doc.bullets(items)
     mrows = []
     for m in r.get("models", []):
         p = m.get("p_value")
-        status = "best" if m is r["models"][0] else (
+        status = "least squares only (no verdict)" if r.get("refused") else "best" if m is r["models"][0] else (
             "rejected" if p is not None and p < 0.003 else "disfavoured" if m["delta_aic"] > 10 else "not rejected")
         mrows.append([m["name"], status, num(m["chi2"], ".4g"), m["dof"], num(p, ".2g"), num(m["aic"], ".4g"),
                       f"{m['delta_aic']:+.3g}", num(m["bic"], ".4g"),
                       "; ".join(param_text(k, v) for k, v in m["params"].items())
                       + (f"; {m['limit']}" if m.get("limit") else "")])
-    doc.p("Model comparison (fits to every field at every current and radius, weighted; χ², AIC, BIC and "
+    doc.p("Model comparison (generalised least squares on every field at every current and radius, probe "
+          "positions marginalised; p from the F-test against the pooled noise; χ², AIC, BIC and "
           "p are dimensionless):")
     doc.table(["model", "status", "χ²", "dof", "p", "AIC", "ΔAIC", "BIC", "fitted parameters"], mrows)
     _add_figure(doc, figs, fig_field_models, st, out, f"{_slug(st.name)}_field",
@@ -923,13 +937,14 @@ def _scan_section(doc: Doc, st: Step, out: Path, figs: list[str]) -> None:
     r = st.result
     items = [f"Current: {qa(r.get('current'), digits=5)}" if r.get("current") is not None else "Current: n/a",
              f"{len(r.get('radius', []))} radii from {qu(min(r['radius']), 'm')} to {qu(max(r['radius']), 'm')}",
-             f"Monte Carlo resamples for the J band: {r.get('n_mc')}"]
+             f"J: {r.get('method', 'bin averages')}; band: the field errors propagated exactly"]
     if r.get("i_enclosed_outer_ratio") is not None:
         items.append(f"Enclosed current at the outermost radius / I = {num(r['i_enclosed_outer_ratio'], '.4g')} "
                      "(dimensionless; Ampère: 1 at the wall)")
     doc.bullets(items)
     _add_figure(doc, figs, fig_scan, st, out, _slug(st.name),
-                "Top: B(r) along the scan. Bottom: J(r) = (1/µ0 r) d(rB)/dr with its 1σ band, against the uniform "
+                "Top: B(r) along the scan. Bottom: the mean current density in each bin between neighbouring radii, "
+                "from Ampère's enclosed current 2πrB/µ0, with its 1σ band, against the uniform "
                 "and the linear-J (J = A r) current densities for the same total current.")
 
 
@@ -1023,7 +1038,9 @@ def _results_table(doc: Doc, steps: list[Step], sim: dict | None) -> None:
         if not r:
             continue
         if st.kind == "rt":
-            add("Tc midpoint (50 %)", qt(r.get("tc_mid")), st.name, qt(sim.get("tc")) if sim else "")
+            label = {"partial": " — **partial drop, not superconducting**", "multi-step": " — multi-step"}.get(
+                r.get("transition"), "")
+            add("Tc midpoint (50 %)", qt(r.get("tc_mid")) + label, st.name, qt(sim.get("tc")) if sim else "")
             add("Tc onset / zero", f"{qt(r.get('tc_onset'))} / {qt(r.get('tc_zero'))}", st.name)
             add("10–90 % width", qt(r.get("width_10_90"), digits=3), st.name)
         elif st.kind == "vi":
@@ -1039,7 +1056,8 @@ def _results_table(doc: Doc, steps: list[Step], sim: dict | None) -> None:
             true = ""
             if sim:
                 true = "uniform (normal state)" if r.get("control") else sim.get("field_model", "")
-            add(label, f"**{r.get('best_model')}**", st.name, true)
+            add(label, f"**{r.get('best_model')}**" if r.get("best_model") else "none (no verdict: "
+                f"{r.get('refused') or 'see the step'})", st.name, true)
             rat = r.get("ratios", {})
             add("B2/B1, B3/B1 (pooled, dimensionless)",
                 f"{ratio_text(rat.get('B2/B1'))}; {ratio_text(rat.get('B3/B1'))}", st.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -20,14 +21,9 @@ def _pm(value, err, scale=1.0, fmt=".4g") -> str:
 
 
 def _ratio(r: dict | None) -> str:
-    if not r:
-        return "n/a"
-    status = r.get("status", "ok")
-    if status == "undefined":
-        return "undefined (B1 ≈ 0)"
-    if status == "bound":
-        return f"> {r['value']:.3g} (B1 ≈ 0)"
-    return _pm(r.get("value"), r.get("err"))
+    from labctl.analysis.text import ratio_short
+
+    return ratio_short(r)
 
 
 def summarize(state: dict) -> dict:
@@ -56,13 +52,18 @@ def print_summary(state: dict, console) -> dict:
     console.print(f"data: {state['path']}")
     rt = results.get("rt")
     if rt and "error" not in rt:
+        label = {"partial": " — PARTIAL drop, R does not reach zero", "multi-step": " — multi-step"}.get(
+            rt.get("transition"), "")
         console.print(f"Tc (R(T), {'cooling' if rt.get('cooling') else 'single sweep'}): "
                       f"onset {_pm(rt.get('tc_onset'), None, fmt='.4g')} K, midpoint {_pm(rt.get('tc_mid'), None, fmt='.4g')} K, "
-                      f"zero {_pm(rt.get('tc_zero'), None, fmt='.4g')} K, 10–90 % width {_pm(rt.get('width_10_90'), None)} K")
+                      f"zero {_pm(rt.get('tc_zero'), None, fmt='.4g')} K, 10–90 % width {_pm(rt.get('width_10_90'), None)} K"
+                      + label)
     vi = results.get("vi")
     if vi and "error" not in vi:
-        console.print(f"Ic (Ec = 1 µV/cm over {_pm(vi.get('tap_spacing'), None, 1e3)} mm): "
-                      f"{_pm(vi.get('ic'), vi.get('ic_err'), fmt='.4g')} A, n = {_pm(vi.get('n'), vi.get('n_err'))}")
+        win = (vi.get("n_window") or {}).get("text")
+        console.print(f"Ic (Ec = 1 µV/cm over {_pm(vi.get('tap_spacing'), None, 1e3)} mm, criterion crossing): "
+                      f"{_pm(vi.get('ic'), vi.get('ic_err'), fmt='.4g')} A, n = {_pm(vi.get('n'), vi.get('n_err'))}"
+                      + (f" (E window {win})" if win else ""))
     for step in ("normal-control", "radial-field"):
         res = results.get(step)
         if not res or "error" in res:
@@ -86,18 +87,29 @@ def print_summary(state: dict, console) -> dict:
             cells += [_ratio(p.get("B2/B1")), _ratio(p.get("B3/B1"))]
             table.add_row(*cells)
         console.print(table)
+        from labctl.analysis.text import noise_text, ratio_text
+
         ratios = res.get("ratios", {})
         exp = res.get("exponent") or {}
-        console.print(f"pooled: B2/B1 = {_ratio(ratios.get('B2/B1'))}, B3/B1 = {_ratio(ratios.get('B3/B1'))}; "
-                      f"B ∝ r^n with n = {_pm(exp.get('value'), exp.get('err'))}; best model: {res.get('best_model')}")
-        outer = (res.get("outer_check") or {}).get("per_current") or []
+        console.print(f"pooled: B2/B1 = {ratio_text(ratios.get('B2/B1'))}, B3/B1 = {ratio_text(ratios.get('B3/B1'))}; "
+                      f"B ∝ r^n with n = {_pm(exp.get('value'), exp.get('err'))}; "
+                      f"best model: {res.get('best_model') or 'none (no verdict)'}")
+        nt = noise_text(res)
+        if nt:
+            console.print(escape(nt))
+        oc = res.get("outer_check") or {}
+        outer = oc.get("per_current") or []
         if outer:
             worst = max(outer, key=lambda o: abs(o["ratio"] - 1))
             console.print(f"outer reading vs µ0I/2πR: measured/expected = {worst['ratio']:.4f} ± "
-                          f"{worst['ratio_err']:.4f} (worst of {len(outer)} currents)")
+                          f"{worst['ratio_err']:.4f} (worst of {len(outer)} currents)"
+                          + (" — FLAGGED: " + oc["message"].split(" — ", 1)[-1] if oc.get("flag") else ""))
         if res.get("verdict"):
             console.print(f"verdict: {res['verdict']}")
     res = results.get("residual")
     if res and "error" not in res and res.get("verdict"):
         console.print(f"residual voltage: {res['verdict']}")
+    for step, res in results.items():
+        for w in (res or {}).get("warnings", []) or []:
+            console.print(f"[yellow]{escape(f'{step}: warning: {w}')}[/yellow]")
     return results

@@ -178,8 +178,10 @@ def _rt_lines(r: dict) -> list[str]:
         if s.get("tc_mid") is None and s.get("tc_onset") is None:
             lines.append(f"  {name}: {s.get('message', 'no transition')}")
             continue
+        label = {"partial": " [PARTIAL: R does not reach zero]", "multi-step": " [multi-step]"}.get(
+            s.get("transition"), "")
         lines.append(
-            f"  {name}: Tc onset = {q(s.get('tc_onset'), 'K', 5, prefix=False)}, "
+            f"  {name}{label}: Tc onset = {q(s.get('tc_onset'), 'K', 5, prefix=False)}, "
             f"Tc mid = {q(s.get('tc_mid'), 'K', 5, prefix=False)}, "
             f"Tc zero = {q(s.get('tc_zero'), 'K', 5, prefix=False)}, "
             f"10-90 % width = {q(s.get('width_10_90'), 'K', 3, prefix=False)}, "
@@ -187,6 +189,8 @@ def _rt_lines(r: dict) -> list[str]:
         )
         if s.get("message") and "; " in s["message"]:
             lines.append(f"    ({s['message'].split('; ', 1)[1]})")
+        elif s.get("transition") == "partial":
+            lines.append(f"    ({s['message']})")
     if r.get("hysteresis_mid") is not None:
         lines.append(f"  warming - cooling (Tc mid) = {q(r['hysteresis_mid'], 'K', 3, prefix=False)}")
     return lines
@@ -200,15 +204,18 @@ def _vi_lines(r: dict) -> list[str]:
     if r.get("ic") is None:
         lines.append(f"  {r.get('message', 'no Ic')}")
         return lines
-    lines.append(f"  Ic = {q(r['ic'], 'A', 5, r.get('ic_err'), prefix=False)}"
+    lines.append(f"  Ic (criterion crossing) = {q(r['ic'], 'A', 5, r.get('ic_err'), prefix=False)}"
                  + (f" (bootstrap ± {q(r['ic_err_bootstrap'], 'A', 2, prefix=False)})"
-                    if r.get("ic_err_bootstrap") is not None else "")
-                 + (f"; by interpolation {q(r.get('ic_interp'), 'A', 5, prefix=False)}"
-                    if r.get("ic_interp") is not None else ""))
+                    if r.get("ic_err_bootstrap") is not None else ""))
     if r.get("n") is not None:
+        win = (r.get("n_window") or {}).get("text", "")
         lines.append(f"  n = {r['n']:.4g} ± {r.get('n_err') or float('nan'):.2g} (dimensionless), "
-                     f"fit over {q(r.get('fit_range', [None])[0], 'A', 4, prefix=False)} – "
-                     f"{q(r.get('fit_range', [None, None])[1], 'A', 4, prefix=False)}")
+                     f"from the E window {win}")
+    if r.get("ic_fit") is not None:
+        lines.append(f"  joint fit (background + power law, {q(r.get('fit_range', [None])[0], 'A', 4, prefix=False)} – "
+                     f"{q(r.get('fit_range', [None, None])[1], 'A', 4, prefix=False)}): "
+                     f"Ic = {q(r['ic_fit'], 'A', 5, r.get('ic_fit_err'), prefix=False)}, "
+                     f"n = {r['n_fit']:.4g} ± {r.get('n_fit_err') or float('nan'):.2g}")
     if r.get("background"):
         bg = r["background"]
         lines.append(f"  background: {q(bg['offset'], 'V')} + {q(bg['slope'], 'V/A')} × I; "
@@ -219,14 +226,9 @@ def _vi_lines(r: dict) -> list[str]:
 
 
 def _ratio_text(entry: dict) -> str:
-    if entry is None:
-        return "n/a"
-    st = entry.get("status")
-    if st == "ok":
-        return f"{entry['value']:.4g} ± {entry['err']:.2g}"
-    if st == "bound":
-        return f"> {entry['value']:.3g} (denominator consistent with zero)"
-    return "undefined (0/0 within 2σ)"
+    from labctl.analysis.text import ratio_text
+
+    return ratio_text(entry)
 
 
 def _radial_lines(r: dict) -> list[str]:
@@ -236,6 +238,11 @@ def _radial_lines(r: dict) -> list[str]:
     radii = ", ".join(q(x, "m", 4) for x in r.get("radii", []))
     lines.append(f"  radii: {radii}; sample radius R = {q(r.get('sample_radius'), 'm')}; "
                  f"offsets removed by: {r.get('offset_method')}")
+    from labctl.analysis.text import noise_text
+
+    nt = noise_text(r)
+    if nt:
+        lines.append(f"  {nt}")
     if r.get("temperature") is not None:
         lines.append(f"  temperature = {q(r['temperature'], 'K', 4, prefix=False)}")
     rat = r.get("ratios", {})
@@ -249,6 +256,9 @@ def _radial_lines(r: dict) -> list[str]:
                      + ", ".join(f"B({q(rr, 'm', 3)}) = {q(b, 'T', 4, e)}"
                                  for rr, b, e in zip(pc["radii"], pc["fields"], pc["errs"]))
                      + f"; B2/B1 = {_ratio_text(pc.get('B2/B1'))}, B3/B1 = {_ratio_text(pc.get('B3/B1'))}")
+    for key in ("B2/B1", "B3/B1"):
+        if (rat.get(key) or {}).get("reason", "").startswith("denominator significant only"):
+            lines.append(f"  pooled {key}: {rat[key]['reason']}")
     ex = r.get("exponent") or {}
     if ex.get("value") is not None:
         lines.append(f"  exponent n (B ∝ r^n) = {ex['value']:.4g} ± {ex['err']:.2g} (dimensionless)")
@@ -273,7 +283,7 @@ def _radial_lines(r: dict) -> list[str]:
     lines.append(f"  verdict: {r.get('verdict')}")
     oc = r.get("outer_check") or {}
     if oc.get("message"):
-        lines.append(f"  outer check: {oc['message']}")
+        lines.append(f"  outer check{' [FLAGGED]' if oc.get('flag') else ''}: {oc['message']}")
     return lines
 
 
@@ -281,19 +291,24 @@ def _scan_lines(r: dict) -> list[str]:
     lines = []
     if r.get("current") is not None:
         lines.append(f"  current = {q(r['current'], 'A', 4, prefix=False)}")
-    lines.append("  r (mm)     B (T)          J (A/m²)")
-    for rr, b, j, e in zip(r.get("radius", []), r.get("field", []), r.get("j", []), r.get("j_err", [])):
-        lines.append(f"  {rr * 1e3:8.4g}  {b:12.5g}  {j:12.5g} ± {e if e is not None else float('nan'):.2g}")
+    lines.append(f"  J: {r.get('method', 'bin averages')}")
+    lines.append("  bin (mm)            B at outer edge (T)   mean J (A/m²)")
+    inner = r.get("j_r_inner") or [None] * len(r.get("radius", []))
+    for ri, rr, b, j, e in zip(inner, r.get("radius", []), r.get("field", []), r.get("j", []), r.get("j_err", [])):
+        lo = f"{ri * 1e3:7.4g}" if ri is not None else "      ?"
+        lines.append(f"  {lo} – {rr * 1e3:7.4g}   {b:12.5g}        {j:12.5g} ± {e if e is not None else float('nan'):.2g}")
     if r.get("i_enclosed_outer_ratio") is not None:
         lines.append(f"  enclosed current at the outermost radius / I = {r['i_enclosed_outer_ratio']:.4g}")
     return lines
 
 
 def _residual_lines(r: dict) -> list[str]:
+    dof = r.get("noise_dof")
     return [
         (f"  slope dV/dI = {q(r.get('slope'), 'V/A', 4, r.get('slope_err'))}, "
          f"one-sided p (decrease) = {_num(r.get('p_value'))}, two-sided p = {_num(r.get('p_two_sided'))}, "
          f"Spearman rho = {_num(r.get('spearman_rho'))} (p = {_num(r.get('spearman_p'))})"),
+        f"  noise: {r.get('noise')} ({'known' if dof is None else f'{dof} dof'})",
         f"  {r.get('verdict')}",
     ]
 

@@ -50,12 +50,16 @@ def _samples(i, v, s, pol):
     return out, reversal
 
 
-def analyze_residual_arrays(current, voltage, voltage_std=None, polarity=None, alpha: float = 0.05) -> dict:
+def analyze_residual_arrays(current, voltage, voltage_std=None, polarity=None, alpha: float = 0.05,
+                            reversed_in_file: bool = False) -> dict:
+    """``reversed_in_file``: each voltage is already a reversal pair (V+ - V-)/2 (our procedure's
+    ``V+ (V)``/``V- (V)`` columns)."""
     i = np.asarray(current, float)
     v = np.asarray(voltage, float)
     s = np.full(len(v), np.nan) if voltage_std is None else np.asarray(voltage_std, float)
     pol = None if polarity is None else np.sign(np.asarray(polarity, float))
     groups, reversal = _samples(i, v, s, pol)
+    reversal = reversal or reversed_in_file
     notes = []
     has_zero = 0.0 in groups
     if not reversal and not has_zero:
@@ -149,4 +153,5 @@ def analyze_residual(ds: Dataset, alpha: float = 0.05, **_options) -> dict:
         f["Voltage std (V)"].to_numpy(float) if "Voltage std (V)" in f else None,
         f["Polarity"].to_numpy(float) if "Polarity" in f else None,
         alpha=alpha,
+        reversed_in_file="V+ (V)" in f and "V- (V)" in f,
     )

@@ -100,7 +100,7 @@ def ratio_estimate(a: float, va: float, b: float, vb: float, cab: float = 0.0, d
 
     * ``ok``: b is more than ``den_sigma`` (t-scaled) standard errors above zero; ``value`` = a/b,
       ``interval`` = the 68.3 % Fieller interval, ``err`` its half width.
-    * ``bound``: b consistent with zero but a significantly positive: ``value`` is a lower
+    * ``bound``: b consistent with zero but a clearly (``den_sigma``) positive: ``value`` is a lower
       bound of the ratio (always > 0): lower limit of a over upper limit of b, at the same
       confidence, b taken as >= 0 (a field inside never has the opposite sign).
     * ``undefined``: otherwise, including a significantly negative b (``reason`` says why).
@@ -124,7 +124,7 @@ def ratio_estimate(a: float, va: float, b: float, vb: float, cab: float = 0.0, d
         out.update(value=float(q), err=float(0.5 * (hi - lo)), status="ok", interval=[float(lo), float(hi)])
         return out
     k2 = sigma_factor(dof, 2.0)
-    if a > k2 * sa:
+    if a > kden * sa:  # the numerator clearly positive (as clearly as an ok denominator must be)
         den_hi = max(b, 0.0) + k2 * sb
         bound = (a - k2 * sa) / den_hi if den_hi > 0 else math.inf
         out.update(value=float(bound) if math.isfinite(bound) else None, status="bound",
@@ -132,6 +132,6 @@ def ratio_estimate(a: float, va: float, b: float, vb: float, cab: float = 0.0, d
         if out["value"] is None or out["value"] <= 0:
             out.update(value=None, status="undefined")
         return out
-    out["reason"] = ("numerator and denominator both consistent with zero" if abs(a) <= k2 * sa
+    out["reason"] = ("numerator and denominator both consistent with zero" if a >= -kden * sa
                      else "denominator consistent with zero and numerator negative")
     return out

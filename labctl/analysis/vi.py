@@ -128,8 +128,8 @@ def _window_fit(i, vcorr, vc, ic0, n0):
 def _pipeline(i, v, vc, a0, b0, ic0, n0, window=None):
     """Joint fit, then Ic (criterion crossing) and n from the E window; everything a bootstrap redoes."""
     top = np.flatnonzero(v - (a0 + b0 * i) > FIT_TOP * vc)
-    last = int(top[0]) if len(top) else len(i) - 1
-    use = np.arange(len(i)) <= last
+    last = int(top[0]) - 1 if len(top) else len(i) - 1  # up to 10 Vc: not a jump to the normal state
+    use = np.arange(len(i)) <= max(last, 7)
     th, cov, sigma, dof, sens = _joint_fit(i[use], v[use], vc, a0, b0, ic0, n0)
     a, b, lic, n = th
     ic_fit = math.exp(lic)
