@@ -172,7 +172,10 @@ class RadialData:
             return None
         if self.fits_n == len(self.buf):
             return self.fits
+        from labctl.analysis.radial import DEFAULT_POSITION_ERR
+
         t = self.table.copy()
+        t.attrs.setdefault("position_err", DEFAULT_POSITION_ERR)
         err = t["err"].to_numpy(float)
         good = np.isfinite(err) & (err > 0)
         if not good.all():
@@ -484,7 +487,7 @@ class LivePlots(QtWidgets.QWidget):
         self._draw_radial()
 
     def _draw_radial(self) -> None:
-        from labctl.analysis.radial import model_field, ratio
+        from labctl.analysis.radial import DEFAULT_POSITION_ERR, model_field, per_current_ratios
 
         pb, pr = self.plots["b_r"], self.plots["ratio"]
         for it in self._radial_items:
@@ -566,17 +569,21 @@ class LivePlots(QtWidgets.QWidget):
                 continue
             series = {"B2/B1": ([], [], []), "B3/B1": ([], [], [])}
             bounds = {"B2/B1": ([], []), "B3/B1": ([], [])}
-            for cur, g in data.table.groupby("current"):
-                by_r = {float(r): (float(b), float(e)) for r, b, e in zip(g["radius"], g["field"], g["err"])}
-                if radii[0] not in by_r:
-                    continue
-                b1, e1 = by_r[radii[0]]
-                for j, rk in enumerate(radii[1:3], start=2):
-                    if rk not in by_r:
+            # the analysis' own per-current ratios (noise model, probe position, Fieller): the same statuses
+            # as the summary, the report and the JSON; no uncertainty means no ratio drawn
+            table = data.table.copy()
+            table.attrs.setdefault("position_err", DEFAULT_POSITION_ERR)
+            try:
+                per_current = per_current_ratios(table, data.radius or 0.010)
+            except Exception as e:  # noqa: BLE001 - a live plot must not stop the run
+                log.debug("ratios failed: %s", e)
+                per_current = []
+            for pc in per_current:
+                cur = pc["current"]
+                for key in ("B2/B1", "B3/B1"):
+                    q = pc.get(key)
+                    if not q:
                         continue
-                    bk, ek = by_r[rk]
-                    q = ratio(bk, ek if math.isfinite(ek) else 0.0, b1, e1 if math.isfinite(e1) else 0.0)
-                    key = f"B{j}/B1"
                     if q["status"] == "ok":
                         series[key][0].append(cur)
                         series[key][1].append(q["value"])
