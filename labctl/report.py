@@ -89,7 +89,7 @@ def num(value, fmt: str = ".3g") -> str:
 def ratio_text(entry: dict | None) -> str:
     from labctl.analysis.text import ratio_text as _text
 
-    return _text(entry) + (" (dimensionless)" if entry and entry.get("status") == "ok" else "")
+    return _text(entry)
 
 
 def param_text(key: str, p: dict) -> str:

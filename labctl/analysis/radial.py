@@ -814,7 +814,8 @@ def analyze_radial_field(ds: Dataset, sample_radius=None, models=MODEL_ORDER, po
     by_name = {m["name"]: m for m in fits}
     models_out = compare_models(fit_table, radius, models, dof_noise, fit_table.attrs["position_err"], fits=fits)
     kg = position_slopes(table, radius) if not refuse else np.zeros(len(table))
-    if refuse:
+    if refuse:  # least squares only: ranked by the sum of squared residuals (T^2), no p-values
+        models_out.sort(key=lambda m: m["chi2"])
         for m in models_out:
             m["p_value"] = None
             m["refused"] = refuse
