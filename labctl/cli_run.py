@@ -530,8 +530,8 @@ def register(sub) -> None:
                "backend; the run folder's station.json is only compared and differences are reported. The\n"
                "remaining plan is checked against the limits in force before anything moves. A run paused\n"
                "without a terminal in another process is resumed (SIGUSR1).\n\n"
-               "examples:\n  labctl resume 20261129-120853-protocol\n"
-               "  labctl resume 20261129-120853-protocol --station lab.toml")
+               "examples:\n  labctl resume <run-id>\n"
+               "  labctl resume <run-id> --station lab.toml --note 'after the helium refill'")
     resume.add_argument("run", help="run id (see `labctl runs`) or run folder")
     resume.add_argument("--station", help="station TOML in force (default: the built-in virtual lab)")
     _add_run_options(resume, DATA_HELP)
