@@ -226,3 +226,40 @@ def test_one_repeat_with_instrument_errors_still_judges():
     res = analyze(Dataset(frame=frame, kind="radial-field"))
     assert res["best_model"] == "uniform" and res["noise"]["model"] == "instrument"
     assert res["ratios"]["B3/B1"]["status"] == "ok"
+
+
+def _known(model, seed, fmt="foreign", **kw):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from known_truth import radial_dataset
+
+    return radial_dataset(model, np.random.default_rng(seed), fmt, **kw)
+
+
+@pytest.mark.parametrize("fmt", ["foreign", "labctl"])
+def test_offset_drift_is_removed_with_a_warning(fmt):
+    res = analyze(Dataset(frame=_known("uniform", 3, fmt, drift_per_s=1e-7), kind="radial-field"),
+                  models=("uniform", "linear-j"))
+    assert res["drift"]["removed"] is True
+    assert any("drifts" in w for w in res["warnings"])
+    for key, want in (("B2/B1", 0.00707 / 0.005), ("B3/B1", 2.0)):
+        e = res["ratios"][key]
+        assert e["status"] == "ok" and abs(e["value"] - want) < 3 * e["err"]
+
+
+def test_a_displaced_probe_is_named_not_absorbed():
+    res = analyze(Dataset(frame=_known("uniform", 4, probe_shift=2e-4), kind="radial-field"))
+    assert any("looks displaced" in w and "r = 5 mm" in w for w in res["warnings"])
+    assert res["ratios"]["B2/B1"]["err"] > 0.003  # the position uncertainty is in the error
+
+
+def test_pooled_and_per_current_statuses_agree_on_meissner_data():
+    for seed in range(6):
+        res = analyze(Dataset(frame=_known("meissner", seed), kind="radial-field"), models=("meissner",))
+        for key in ("B2/B1", "B3/B1"):
+            pooled = res["ratios"][key]["status"]
+            per = [pc[key]["status"] for pc in res["per_current"]]
+            assert pooled != "ok" or "ok" in per
+            assert all((pc[key]["value"] or 1) > 0 for pc in res["per_current"] if pc[key]["status"] == "bound")
