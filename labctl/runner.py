@@ -10,6 +10,7 @@ import math
 import os
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -281,9 +282,13 @@ class Runner:
         except LabctlError as e:
             status, reason = "failed", str(e)
             _log_instrument(name, e)
+        except OSError as e:  # disk full, folder gone: the rows so far are whole (StepWriter)
+            status, reason = "failed", str(e.strerror or e) if e.strerror and "cannot write" in e.strerror else str(e)
+            log.error("step %s failed: %s", name, reason)
         except Exception as e:  # a bug or an unexpected driver error: record it, never lose the rows
             status, reason = "failed", f"{type(e).__name__}: {e}"
-            log.exception("step %s failed", name)
+            log.error("step %s failed: %s", name, reason)  # one line on the terminal,
+            log.info("step %s: traceback for the developers:\n%s", name, traceback.format_exc())  # all in run.log
         finally:
             station.clock.watch = None
             if source is not None:
