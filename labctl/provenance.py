@@ -18,7 +18,7 @@ from pathlib import Path
 
 PACKAGES = ("pymeasure", "pyvisa", "pyvisa-py", "numpy", "pandas", "scipy", "pydantic", "rich", "matplotlib",
             "platformdirs")
-UNITS = {"A", "A/s", "V", "ms", "s", "K", "K/min", "mm", "mm/s", "m", "T"}
+UNITS = {"A", "A/s", "V", "ms", "s", "K", "K/min", "mm", "mm/s", "m", "T", "ohm", "Hz", "V/m"}
 # config values whose description names no unit
 EXTRA_UNITS = {"sim.temperature": "K", "voltmeter.nplc": "PLC", "station.speedup": "x", "sim.speedup": "x"}
 
