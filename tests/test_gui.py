@@ -300,3 +300,20 @@ def test_sigterm_closes_safely_without_asking(qtbot, make_window):
     qtbot.waitUntil(lambda: win._shut_down, timeout=30000)
     assert world_current(win) == 0.0
     assert win.last_result["status"] == "aborted"
+
+
+def test_lost_supply_shows_danger_not_a_safe_state(qtbot, make_window):
+    """A supply that stops answering mid-run: the window says DANGER in red and never
+    'Current at 0 A, output off' (issue 11)."""
+    win = make_window()
+    queue(qtbot, win, "vi", current_step=4.0)
+    qtbot.mouseClick(win.run_panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: abs(world_current(win)) > 20.0, timeout=20000)
+    win.station.lab.inject("current_source", "drop")
+    qtbot.waitUntil(lambda: not win.run_active(), timeout=60000)
+    assert win.last_result["status"] == "failed"
+    assert "DANGER" in win.last_result["reason"]
+    assert win.status_state.text() == "DANGER: current source state unknown"
+    assert "background: #c0392b" in win.status_state.styleSheet()
+    assert "output off" not in win.run_panel.banner.text() and "UNKNOWN" in win.run_panel.banner.text()
+    win.station.lab.clear_faults()

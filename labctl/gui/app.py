@@ -31,7 +31,7 @@ def run(station=None, data_dir: str | Path | None = None, size=(1600, 1000)) -> 
 
 @contextmanager
 def _signals_close(win):
-    """SIGTERM and Ctrl-C close the window the safe way (run aborted, current ramped to zero)."""
+    """SIGTERM, SIGHUP and Ctrl-C close the window the safe way (run aborted, current ramped to zero)."""
     from PyQt6 import QtCore
 
     if threading.current_thread() is not threading.main_thread():
@@ -41,7 +41,8 @@ def _signals_close(win):
     def handler(signum, _frame):
         QtCore.QTimer.singleShot(0, lambda: win.terminate(signal.Signals(signum).name))
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    sigs = [signal.SIGTERM, signal.SIGINT] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])  # SIGHUP: terminal closed
+    previous = {sig: signal.signal(sig, handler) for sig in sigs}
     wake = QtCore.QTimer()  # Python handles signals only when it runs: wake it up regularly
     wake.timeout.connect(lambda: None)
     wake.start(200)

@@ -15,6 +15,7 @@ STATE_STYLES = {
     "paused": ("#fff8e1", "#8d6e00"),
     "aborting": ("#ffebee", "#b71c1c"),
     "replay": ("#ede7f6", "#4527a0"),
+    "danger": ("#c0392b", "#ffffff"),  # the supply's state is unknown: the operator must act
 }
 
 

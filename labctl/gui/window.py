@@ -321,10 +321,16 @@ class MainWindow(QtWidgets.QMainWindow):
         status = final.get("status")
         msg = f"run {final.get('id') or job.kind if job else ''} {status}" + (
             f": {final.get('reason')}" if final.get("reason") else "")
-        (log.info if status == "completed" else log.warning)(msg)
-        self.run_panel.set_state("idle", f"Last run {status}" + (f" — {final.get('reason')}" if final.get("reason")
-                                                                  else "") + ". Current at 0 A, output off.")
-        self.status_state.setText(f"last run {status}")
+        reason = final.get("reason") or ""
+        danger = "DANGER" in reason or "UNVERIFIED" in reason
+        (log.critical if danger else log.info if status == "completed" else log.warning)(msg)
+        # never claim a safe supply when the shutdown could not be confirmed
+        safe = (" Current state UNKNOWN: switch the supply off at the instrument." if danger
+                else ". Current at 0 A, output off.")
+        self.run_panel.set_state("danger" if danger else "idle",
+                                 f"Last run {status}" + (f" — {reason}" if reason else "") + safe)
+        self.status_state.setText("DANGER: current source state unknown" if danger else f"last run {status}")
+        self.status_state.setStyleSheet("color: white; background: #c0392b; font-weight: bold;" if danger else "")
         self.browser.refresh()
         self._refresh_derived()
         if self._close_after_run:
