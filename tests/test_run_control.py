@@ -395,3 +395,24 @@ def test_pause_timeout_must_be_sane(tmp_path):
     for value in ("0", "-1", "inf", "nan"):
         res = labctl("run", "rt", "--pause-timeout", value, "--data-dir", tmp_path)
         assert res.returncode == 2 and "pause" in res.stderr.lower(), (value, res.stderr)
+
+
+def test_more_signals_during_the_ramp_down_never_skip_it(tmp_path):
+    """SIGTERM at 320 A, then a storm of SIGTERM/SIGINT/SIGHUP while the current ramps
+    down: the handlers only queue them, the ramp-down completes and the abort is recorded."""
+    data = tmp_path / "runs"
+    slow = _station_file(tmp_path, "slow.toml", speedup="20")
+    proc = start("run", "radial-field", "--quiet", "--station", slow, "--data-dir", data, "--set", "ic=400",
+                 "--set", "currents=0.8", "--set", "repeats=3")
+    run_id = wait_started(data, proc, set())
+    wait_for_line(data / run_id / "01-radial-field.csv", "\n1,320.0,", proc)
+    proc.send_signal(signal.SIGTERM)
+    for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGINT", "SIGTERM"):
+        time.sleep(0.05)
+        proc.send_signal(getattr(signal, name))
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert_recorded_abort(data, run_id, proc, out, err, "SIGTERM")
+    assert "already aborting" in out + err
+    log = (data / run_id / "run.log").read_text()
+    after = log[log.index("abort requested"):]
+    assert "ramped to 0 A" in after and "output off" in after, after
