@@ -34,7 +34,7 @@ class RadialField(StationProcedure):
     zero_probe = BooleanParameter("Zero the probe first", default=True)
 
     DATA_COLUMNS = ["Repeat", "Current (A)", "Radius (m)", "Field (T)", "Field std (T)", "Temperature (K)",
-                    "Polarity", "Position (mm)", "Readings"] + StationProcedure.COMMON_COLUMNS
+                    "Polarity", "Position (mm)", "Readings", "Current read (A)"] + StationProcedure.COMMON_COLUMNS
 
     # ------------------------------------------------------------- plan
     def current_list(self) -> list[float]:
@@ -93,7 +93,9 @@ class RadialField(StationProcedure):
         st.stage.move_to_radius(radius, should_stop=self.should_stop)
         self.sleep(self.settle_move)
         b, std = st.gaussmeter.read_average(self.averages, self.read_interval)
-        return {"Repeat": repeat, "Current (A)": current, "Radius (m)": radius, "Field (T)": b,
+        flowing = st.current_source.current  # what the supply delivered, read back with the field
+        return {"Repeat": repeat, "Current (A)": current, "Current read (A)": flowing, "Radius (m)": radius,
+                "Field (T)": b,
                 "Field std (T)": std, "Readings": self.averages, "Temperature (K)": st.temperature.read(), "Polarity": polarity,
                 "Position (mm)": st.stage.position}
 

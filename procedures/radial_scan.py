@@ -24,7 +24,7 @@ class RadialScan(StationProcedure):
     reversal = ListParameter("Current reversal", choices=["auto", "yes", "no"], default="auto")
     background = BooleanParameter("Zero-current background scan", default=True)
 
-    DATA_COLUMNS = ["Radius (m)", "Field (T)", "Field std (T)", "Current (A)", "Polarity", "Temperature (K)",
+    DATA_COLUMNS = ["Radius (m)", "Field (T)", "Field std (T)", "Current (A)", "Current read (A)", "Polarity", "Temperature (K)",
                     "Position (mm)", "Readings"] + StationProcedure.COMMON_COLUMNS
 
     def radii(self) -> np.ndarray:
@@ -67,6 +67,7 @@ class RadialScan(StationProcedure):
         st.stage.move_to_radius(point["radius"], should_stop=self.should_stop)
         self.sleep(self.settle_move)
         b, std = st.gaussmeter.read_average(self.averages, self.read_interval)
-        return [{"Radius (m)": point["radius"], "Field (T)": b, "Field std (T)": std, "Readings": self.averages,
+        flowing = st.current_source.current  # read back with the field
+        return [{"Radius (m)": point["radius"], "Current read (A)": flowing, "Field (T)": b, "Field std (T)": std, "Readings": self.averages,
                  "Current (A)": self.current if point["polarity"] else 0.0, "Polarity": point["polarity"],
                  "Temperature (K)": st.temperature.read(), "Position (mm)": st.stage.position}]

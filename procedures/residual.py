@@ -19,7 +19,7 @@ class ResidualVoltage(StationProcedure):
     settle = FloatParameter("Settle after current change", units="s", minimum=0, maximum=600, default=2.0)
     temperature = FloatParameter("Temperature", units="K", minimum=0, maximum=400, default=0.0)
 
-    DATA_COLUMNS = ["Current (A)", "Voltage (V)", "V+ (V)", "V- (V)", "Polarity", "Temperature (K)"] + \
+    DATA_COLUMNS = ["Current (A)", "Current read (A)", "Voltage (V)", "V+ (V)", "V- (V)", "Polarity", "Temperature (K)"] + \
         StationProcedure.COMMON_COLUMNS
 
     def current_list(self) -> list[float]:
@@ -50,5 +50,5 @@ class ResidualVoltage(StationProcedure):
         st = self.station
         r = st.voltmeter.reversal_voltage(st.current_source, point["current"], settle=self.settle,
                                           n=self.averages, should_stop=self.should_stop)
-        return [{"Current (A)": point["current"], "Voltage (V)": r["voltage"], "V+ (V)": r["v_plus"],
+        return [{"Current (A)": point["current"], "Current read (A)": r["current_read"], "Voltage (V)": r["voltage"], "V+ (V)": r["v_plus"],
                  "V- (V)": r["v_minus"], "Polarity": 1, "Temperature (K)": st.temperature.read()}]

@@ -27,7 +27,7 @@ class ResistanceVsTemperature(StationProcedure):
     settle = FloatParameter("Settle after current change", units="s", minimum=0, maximum=60, default=0.5)
     averages = IntegerParameter("Readings per polarity", minimum=1, maximum=100, default=1)
 
-    DATA_COLUMNS = ["Temperature (K)", "Resistance (ohm)", "Voltage (V)", "Current (A)", "V+ (V)", "V- (V)",
+    DATA_COLUMNS = ["Temperature (K)", "Resistance (ohm)", "Voltage (V)", "Current (A)", "Current read (A)", "V+ (V)", "V- (V)",
                     "Setpoint (K)", "Direction"] + StationProcedure.COMMON_COLUMNS
 
     def grid(self) -> np.ndarray:
@@ -68,7 +68,7 @@ class ResistanceVsTemperature(StationProcedure):
         return [{
             "Temperature (K)": 0.5 * (t_before + t_after),
             "Resistance (ohm)": r["voltage"] / self.current,
-            "Voltage (V)": r["voltage"], "Current (A)": self.current,
+            "Voltage (V)": r["voltage"], "Current (A)": self.current, "Current read (A)": r["current_read"],
             "V+ (V)": r["v_plus"], "V- (V)": r["v_minus"],
             "Setpoint (K)": t_set, "Direction": point["direction"],
         }]

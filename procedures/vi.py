@@ -23,7 +23,7 @@ class VISweep(StationProcedure):
     tolerance = FloatParameter("Stability tolerance", units="K", minimum=1e-4, maximum=10, default=0.01)
     dwell = FloatParameter("Stability dwell", units="s", minimum=0, maximum=3600, default=30.0)
 
-    DATA_COLUMNS = ["Current (A)", "Voltage (V)", "Voltage std (V)", "Raw voltage (V)", "Offset (V)",
+    DATA_COLUMNS = ["Current (A)", "Current read (A)", "Voltage (V)", "Voltage std (V)", "Raw voltage (V)", "Offset (V)",
                     "Temperature (K)"] + StationProcedure.COMMON_COLUMNS
 
     offset = None
@@ -53,10 +53,11 @@ class VISweep(StationProcedure):
         st.current_source.ramp_to(point["current"], should_stop=self.should_stop)
         self.sleep(self.settle)
         raw, std = st.voltmeter.read_average(self.averages)
+        flowing = st.current_source.current  # read back with the voltage
         v = raw - self.offset
         if v > self.stop_factor * self.criterion * self.tap_spacing:
             st.current_source.ramp_to(0.0)  # protect the sample: down at once
             self.finished = True
-        return [{"Current (A)": point["current"], "Voltage (V)": v, "Voltage std (V)": std,
+        return [{"Current (A)": point["current"], "Current read (A)": flowing, "Voltage (V)": v, "Voltage std (V)": std,
                  "Raw voltage (V)": raw, "Offset (V)": self.offset,
                  "Temperature (K)": st.temperature.read()}]

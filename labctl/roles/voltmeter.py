@@ -106,11 +106,15 @@ class Voltmeter(Role):
         ``v_plus`` is the reading (or interpolation) at +I, ``v_minus`` at -I or zero.
         Leaves the source at zero (unipolar) or at +I (bipolar).
         """
+        flowing = []
+
         def reading_at(current):
             source.ramp_to(current, should_stop=should_stop)
             self.clock.sleep(settle)
             t0 = self.clock.now()
             v = self.read_average(n)[0]
+            if current == amps:
+                flowing.append(source.current)  # the current delivered during this reading, read back
             return v, 0.5 * (t0 + self.clock.now())
 
         levels = (amps, -amps, amps) if source.bipolar else (0.0, amps, 0.0)
@@ -122,7 +126,8 @@ class Voltmeter(Role):
         else:
             v_plus, v_minus = v2, outer
             voltage = v_plus - v_minus
-        return {"voltage": voltage, "v_plus": v_plus, "v_minus": v_minus}
+        return {"voltage": voltage, "v_plus": v_plus, "v_minus": v_minus,
+                "current_read": sum(flowing) / len(flowing)}
 
     def errors(self) -> list[str]:
         """Drain the error queue (queries only)."""
