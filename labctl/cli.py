@@ -54,11 +54,7 @@ def _station_check(args) -> int:
         state = ", ".join(f"{k}={_fmt(v)}" for k, v in entry.get("state", {}).items())
         table.add_row(role, rc.driver, rc.address, entry.get("identity", ""), state)
     console.print(table)
-    try:
-        station.safe_shutdown("station check")
-    except InstrumentError:
-        pass
-    station.close()
+    station.close()  # a check only queries: it leaves every instrument as it found it
     if station.errors:
         for role, err in station.errors.items():
             print(f"labctl: {role} did not answer: {err}", file=sys.stderr)
@@ -191,6 +187,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("labctl: interrupted", file=sys.stderr)
         return 1
+    except OSError as e:  # disk full, read-only folder, a file that vanished
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"labctl: error: {_one_line(e.strerror or str(e))}{where}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: one line for the user, the traceback kept for us
+        path = _save_traceback()
+        print(f"labctl: internal error: {type(e).__name__}: {_one_line(str(e))[:300]} "
+              f"(traceback saved in {path}; please report it)", file=sys.stderr)
+        return 1
+
+
+def _save_traceback() -> str:
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="labctl-traceback-", suffix=".txt")
+    with open(fd, "w", encoding="utf-8") as f:
+        f.write(traceback.format_exc())
+    return path
 
 
 if __name__ == "__main__":
