@@ -228,7 +228,11 @@ class Guard:
                 # read the supply back while current flows: a lost link shows up now (not at the
                 # next command), and so does a supply that stopped delivering its setpoint
                 measured = cs.current
-                tolerance = max(0.5, 0.02 * abs(cs.setpoint))  # A: readback accuracy, not noise
+                tolerance = max(min(0.5, 0.1 * cs.limits.max_current), 0.02 * abs(cs.setpoint))  # A: read-back accuracy
+                problem = cs.health()  # fault bits, compliance: what a programmed-level read-back hides
+                if problem:
+                    self._trip(SupplyFault, "supply", where, current=cs.setpoint, measured=measured,
+                               message=f"current source: {problem}; current ramped down")
                 if abs(measured - cs.setpoint) > tolerance:
                     self._trip(SupplyFault, "supply", where, current=cs.setpoint, measured=measured,
                                message=f"current source delivers {measured:.3g} A instead of {cs.setpoint:g} A "

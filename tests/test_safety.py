@@ -290,3 +290,87 @@ def test_supply_not_delivering_its_setpoint_trips_the_guard(tmp_path):
     assert "instead of" in state["reason"] and "compliance" in state["reason"]
     assert station.lab.world.current == 0.0
     assert station.lab.instruments["current_source"].output is False
+
+
+# ------------------------------------------------ the 6221 as current source (issue 12)
+def station_6221(tmp_path):
+    from labctl.config import DEFAULT_STATION, load_station
+    from labctl.station import Station
+
+    text = DEFAULT_STATION.read_text()
+    head, rest = text.split("[current_source]", 1)
+    rest = rest[rest.index("[voltmeter]"):]
+    path = tmp_path / "k6221.toml"
+    path.write_text(head + """[current_source]
+driver = "keithley6221"
+address = "TCPIP0::127.0.0.1::5605::SOCKET"
+read_termination = "\\n"
+write_termination = "\\n"
+[current_source.limits]
+max_current = 0.1
+max_ramp_rate = 1.0
+ramp_step = 0.01
+compliance_voltage = 10.0
+
+""" + rest)
+    st = Station(load_station(path, sim_overrides={"seed": 3}))
+    st.connect(setup=True)
+    return st
+
+
+def test_6221_compliance_trips_the_guard(tmp_path):
+    """The 6221 reports its programmed level, so only the compliance bit shows that less
+    current flows (an open lead): the guard trips and the source ends at zero."""
+    from labctl.safety import Guard, SupplyFault
+
+    st = station_6221(tmp_path)
+    try:
+        cs = st.current_source
+        cs.ramp_to(0.05)
+        st.lab.world.lead_resistance = 1e3  # 0.05 A x 1 kOhm = 50 V > 10 V compliance
+        with pytest.raises(SupplyFault, match="compliance"):
+            Guard(st).tick("test")
+        aux = st.lab.instruments["aux_current_source"]
+        assert aux.output is False and aux.level == 0.0
+    finally:
+        st.close()
+
+
+def test_6221_delta_mode_waits_for_every_reading_and_aborts_the_sweep(tmp_path):
+    st = station_6221(tmp_path)
+    try:
+        spy = Spy(st.lab.instruments["aux_current_source"])
+        v = st.current_source.delta_voltage(0.01, count=10)
+        assert math.isfinite(v)
+        msgs = [m.strip().upper() for m in spy.messages]
+        data = max(i for i, m in enumerate(msgs) if m.startswith(":TRAC:DATA?"))
+        assert any(m.startswith(":TRAC:POIN:ACT?") for m in msgs[:data])  # waited for completion
+        assert any(m.startswith(":SOUR:SWE:ABOR") for m in msgs[data:])  # then ended the test
+        assert st.lab.instruments["aux_current_source"].running is False
+    finally:
+        st.close()
+
+
+# ----------------------------------------------- the Genesys at run start (issue 12)
+@pytest.mark.parametrize("station_file", ["sim.toml", "sim-lan.toml"])
+def test_genesys_run_start_sets_auto_restart_off_and_ovp_then_faults_trip(station_file):
+    from labctl.config import STATIONS_DIR
+    from labctl.safety import Guard, SupplyFault
+    from labctl.station import Station
+
+    st = Station.from_file(STATIONS_DIR / station_file, seed=1)
+    emu = st.lab.instruments["current_source"]
+    emu.ast = True  # left on by a previous user: the output would come back after a mains drop
+    st.connect(setup=True)
+    try:
+        assert emu.ast is False
+        limit = st.config.current_source.limits.compliance_voltage
+        assert emu.pv == pytest.approx(limit) and emu.ovp > emu.pv
+        st.current_source.ramp_to(40.0)
+        emu.fault |= 4  # over-temperature (OTP): the supply shuts its output down
+        with pytest.raises(SupplyFault, match="OTP"):
+            Guard(st).tick("test")
+        assert st.lab.world.current == 0.0
+    finally:
+        emu.fault = 0
+        st.close()

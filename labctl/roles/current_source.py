@@ -154,6 +154,26 @@ class CurrentSource(Role):
             if self.monitor is not None and not emergency and abs(amps) > abs(start):
                 self.monitor(f"ramp to {amps:g} A")  # only while the current grows; a ramp-down is the cure
 
+    def health(self) -> str | None:
+        """A reason the supply is not delivering what it should (fault bits, compliance), or
+        None.  Checked by the guard while current flows."""
+        return None
+
+    def errors(self) -> list[str]:
+        """Drain the instrument's error queue (empty where the driver has none)."""
+        reader = getattr(self.instrument, "read_errors", None)
+        if reader is None:
+            return []
+        with self.io("read error queue"):
+            return list(reader())
+
+    def _check_errors(self, after: str) -> None:
+        errors = self.errors()
+        if errors:
+            msg = f"UNVERIFIED: {self.name} reported {'; '.join(errors)} after {after}; check the instrument"
+            log.critical(msg)
+            raise InstrumentError(msg, role=self.name, address=self.address, last_command=self.last_command)
+
     def verify_off(self) -> str:
         """Read back output state and current after a shutdown; UNVERIFIED when they disagree."""
         on = self.output_enabled
@@ -245,16 +265,55 @@ class GenesysSource(CurrentSource):
             instrument.check_set_errors = check_set_errors
 
     def setup(self) -> None:
+        """Run start, in this order: take over (a live output is ramped down), auto-restart
+        off (the output must not come back by itself after a mains drop), over-voltage
+        protection just above the voltage limit, the voltage limit, 0 A; each read back;
+        then no fault bit and an empty error queue."""
         self.take_over()
+        inst = self.instrument
         volts = min(self.limits.compliance_voltage, 8.0)
-        with self.io(f"setup (PC 0, PV {volts:g})"):
-            self.instrument.current_setpoint = 0.0
-            self.instrument.voltage_setpoint = volts
+        ovp = round(min(max(volts * 1.1, volts + 0.5), 10.0), 2)  # OVP must sit above PV (>= 105 %)
+        with self.io("setup (auto-restart off)"):
+            if hasattr(inst, "auto_restart"):
+                inst.auto_restart = False
+        with self.io(f"setup (OVP {ovp:g} V, PC 0, PV {volts:g})"):
+            if hasattr(inst, "over_voltage"):
+                inst.over_voltage = ovp
+            inst.current_setpoint = 0.0
+            inst.voltage_setpoint = volts
         self._setpoint = 0.0
-        programmed = self.query("PV?", lambda: float(self.instrument.voltage_setpoint))
-        if abs(programmed - volts) > 0.02:
-            raise InstrumentError(f"UNVERIFIED: {self.name} voltage limit {volts:g} V (read back {programmed:g} V); "
-                                  "check the instrument", role=self.name, address=self.address, last_command="PV?")
+        self._verify("PV?", lambda: float(inst.voltage_setpoint), volts, 0.02, "voltage limit", "V")
+        self._verify("PC?", lambda: float(inst.current_setpoint), 0.0, 0.02, "current setpoint", "A")
+        if hasattr(inst, "over_voltage"):
+            self._verify("OVP?", lambda: float(inst.over_voltage), ovp, 0.05, "over-voltage protection", "V")
+        if hasattr(inst, "auto_restart"):
+            if self.query("AST?", lambda: strict_bool(inst.auto_restart)):
+                raise self._unverified("auto-restart off (reads ON)", "AST?")
+        problem = self.health()
+        if problem:
+            raise self._unverified(f"no fault at run start ({problem})", "FLT?")
+        self._check_errors("configuration")
+        log.info("%s: configured: auto-restart off, OVP %g V, voltage limit %g V, 0 A (read back)", self.name, ovp, volts)
+
+    def _verify(self, what: str, read, want: float, tolerance: float, name: str, unit: str) -> None:
+        got = self.query(what, read)
+        if abs(got - want) > tolerance:
+            raise self._unverified(f"{name} {want:g} {unit} (read back {got:g} {unit})", what)
+
+    def _unverified(self, what: str, command: str) -> InstrumentError:
+        msg = f"UNVERIFIED: {self.name} {what}; check the instrument"
+        log.critical(msg)
+        return InstrumentError(msg, role=self.name, address=self.address, last_command=command)
+
+    def health(self) -> str | None:
+        inst = self.instrument
+        if not hasattr(inst, "fault_register"):
+            return None
+        from drivers.genesys import FAULT_BITS, SHUTDOWN_FAULTS, bit_names
+
+        bits = self.query("FLT?", lambda: int(inst.fault_register))
+        bad = bits & SHUTDOWN_FAULTS
+        return f"fault register {', '.join(bit_names(bad, FAULT_BITS))}" if bad else None
 
     def identity(self) -> str:
         with self.io("IDN?"):
@@ -294,6 +353,23 @@ class Keithley6221Source(CurrentSource):
             self.instrument.source_compliance = self.limits.compliance_voltage
             self.instrument.source_current = 0.0
         self._setpoint = 0.0
+        got = self.query("SOUR:CURR:COMP?", lambda: float(self.instrument.source_compliance))
+        if abs(got - self.limits.compliance_voltage) > 0.01 * self.limits.compliance_voltage + 1e-3:
+            msg = (f"UNVERIFIED: {self.name} compliance {self.limits.compliance_voltage:g} V "
+                   f"(read back {got:g} V); check the instrument")
+            log.critical(msg)
+            raise InstrumentError(msg, role=self.name, address=self.address, last_command="SOUR:CURR:COMP?")
+        self._check_errors("configuration")
+
+    def health(self) -> str | None:
+        """The 6221 reports its programmed level, not what flows: compliance is the
+        measurement condition register's bit B3."""
+        if not hasattr(self.instrument, "in_compliance"):
+            return None
+        if self.query("STAT:MEAS:COND?", lambda: bool(self.instrument.in_compliance)):
+            return (f"in voltage compliance at {self._setpoint:g} A (limit {self.limits.compliance_voltage:g} V): "
+                    "less current flows than programmed (open circuit or high resistance)")
+        return None
 
     def _read_setpoint(self):
         return self.instrument.source_current
@@ -326,6 +402,20 @@ class Keithley6221Source(CurrentSource):
             inst.delta_buffer_points = count
             inst.delta_arm()
             inst.delta_start()
-            values = inst.values(":TRAC:DATA?")
-        readings = values[0::2]
+        try:
+            # readings accumulate until the test is done (6220/6221 manual, delta): wait for all
+            # of them, on the station clock, bounded by the time the test can take
+            deadline = self.clock.now() + 10.0 + 2.0 * count
+            while self.query(":TRAC:POIN:ACT?", lambda: int(inst.delta_points_stored)) < count:
+                if self.clock.now() > deadline:
+                    raise InstrumentError(f"{self.name} at {self.address}: delta mode gave fewer than {count} "
+                                          "readings in time", role=self.name, address=self.address,
+                                          last_command=":TRAC:POIN:ACT?")
+                self.clock.sleep(0.05)
+            with self.io(":TRAC:DATA?"):
+                values = inst.values(":TRAC:DATA?")
+        finally:
+            with self.io(":SOUR:SWE:ABOR"):
+                inst.write(":SOUR:SWE:ABOR")  # ends the test and returns the 2182A to local
+        readings = values[0::2]  # FORM:ELEM default: reading, timestamp
         return float(sum(readings) / len(readings))
