@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="labctl", description="Instrument control, virtual lab and analysis for the "
                                                 "superconducting-cylinder field-profile experiment.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log to the terminal")
+    from labctl.cli_params import VersionAction, sample_preset
+
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     sub.required = True
 
@@ -149,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     simsub.required = True
     serve = simsub.add_parser("serve", help="serve the virtual lab's instruments as SCPI sockets on 127.0.0.1")
     serve.add_argument("--base-port", type=int, default=5600, help="first port (default 5600)")
-    serve.add_argument("--sample", default="Pb", choices=list(PRESETS), help="sample preset (default Pb)")
+    serve.add_argument("--sample", default="Pb", type=sample_preset, choices=list(PRESETS), help="sample preset (default Pb)")
     serve.add_argument("--field-model", default=None, choices=list(FIELD_MODELS),
                        help="hidden truth B(r) below Tc (default: the preset's)")
     serve.add_argument("--temperature", type=float, default=None,
@@ -160,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "receive and send (timestamp, role) in FILE")
     serve.set_defaults(func=_sim_serve)
 
-    for module in ("labctl.cli_run", "labctl.cli_analysis", "labctl.bench", "labctl.report", "labctl.replay", "labctl.gui.cli"):
+    for module in ("labctl.cli_run", "labctl.cli_analysis", "labctl.bench", "labctl.report", "labctl.replay", "labctl.gui.cli",
+                   "labctl.cli_params", "labctl.export"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as e:

@@ -43,6 +43,7 @@ def _gui(args) -> int:
 
 
 def register(sub) -> None:
+    from labctl.cli_params import sample_preset
     from labctl.materials import PRESETS
     from labctl.physics import FIELD_MODELS
 
@@ -50,7 +51,7 @@ def register(sub) -> None:
     gui.add_argument("--station", help="station TOML (default: the built-in virtual lab, in-process)")
     gui.add_argument("--data-dir", help="where run folders go (default: the station file's data_dir, else "
                                        "$LABCTL_DATA, else the per-user data folder)")
-    gui.add_argument("--sample", choices=list(PRESETS), help="virtual lab only: sample preset")
+    gui.add_argument("--sample", type=sample_preset, choices=list(PRESETS), help="virtual lab only: sample preset")
     gui.add_argument("--field-model", choices=list(FIELD_MODELS), help="virtual lab only: hidden truth")
     gui.add_argument("--seed", type=int, help="virtual lab only: noise seed")
     gui.add_argument("--speedup", type=_speedup,

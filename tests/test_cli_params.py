@@ -1,0 +1,76 @@
+"""``labctl --version``, ``labctl params``, ``labctl protocol example`` and case-insensitive presets."""
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from labctl.cli import build_parser, main
+from labctl.cli_params import EXAMPLE_SETTINGS, example_text
+from labctl.protocol import STEPS, load_protocol_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("labctl ") and "pymeasure" in out
+
+
+def test_params_lists_every_parameter_with_station_limits(capsys):
+    assert main(["params", "vi", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    from procedures import PROCEDURES
+
+    names = {p["name"] for p in data["vi"]}
+    assert names == set(PROCEDURES["vi"]().parameter_objects())
+    cmax = next(p for p in data["vi"] if p["name"] == "current_max")
+    assert cmax["units"] == "A" and cmax["maximum"] == 600.0 and "max_current" in cmax["limited_by"]
+    assert main(["params"]) == 0
+    out = capsys.readouterr().out
+    for step in STEPS:
+        assert f"{step}:" in out
+    assert "[vi]" in out  # rich markup does not eat the table names
+
+
+def test_params_unknown_step_is_one_line(capsys):
+    assert main(["params", "foo"]) == 2
+    err = capsys.readouterr().err
+    assert "no step named 'foo'" in err and "rt, vi" in err
+
+
+def test_protocol_example_is_valid_and_matches_docs(tmp_path, capsys):
+    assert main(["protocol", "example"]) == 0
+    text = capsys.readouterr().out
+    data = {k: v for k, v in tomllib.loads(text).items() if v}
+    assert data == EXAMPLE_SETTINGS
+    assert tomllib.loads((ROOT / "docs" / "my-protocol.toml").read_text()) == data
+    p = tmp_path / "p.toml"
+    p.write_text(text)
+    overrides, options = load_protocol_file(p, list(STEPS))
+    assert options["fractions"] == "0.2,0.4,0.6,0.8" and overrides["vi"]["current_step"] == "5.0"
+    # every parameter of every step is named (set or commented) with its range
+    from procedures import PROCEDURES
+
+    for step in STEPS:
+        for name in PROCEDURES[step]().parameter_objects():
+            assert f"{name} = " in text, (step, name)
+    assert "allowed 1e-06 … 600 A" in text  # the station's limit, not the procedure's 1000 A
+
+
+def test_protocol_example_runs_as_is(tmp_path, capsys):
+    p = tmp_path / "p.toml"
+    p.write_text(example_text())
+    assert main(["run", "protocol", "--protocol", str(p), "--data-dir", str(tmp_path / "runs")]) == 0
+
+
+def test_sample_presets_in_any_case():
+    parser = build_parser()
+    assert parser.parse_args(["gui", "--sample", "nb"]).sample == "Nb"
+    assert parser.parse_args(["sim", "serve", "--sample", "PB"]).sample == "Pb"
+    assert parser.parse_args(["sim", "serve", "--sample", "mgb2"]).sample == "MgB2"
