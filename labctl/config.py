@@ -233,6 +233,9 @@ class StationMeta(Strict):
     backend: Literal["", "sim", "@py", "@ivi", "@ni"] = Field(
         default="", description="'sim' (in-process virtual lab), '@py' (pyvisa-py) or '' (system VISA)")
     data_dir: str = "data/runs"
+    # issue 16: the shared archive, e.g. "postgresql://labuser@db.lab/labctl" (labctl.archive);
+    # empty = the embedded SQLite catalog only.  LABCTL_CATALOG overrides it.
+    catalog: str = Field(default="", description="URL of the shared run archive (postgresql://...); empty = local only")
     speedup: float | None = Field(default=None, gt=0, description="clock speed-up when talking to `labctl sim serve`")
     retries: int = Field(default=2, ge=0, le=10, description="retries of a read after a transient I/O error")
     retry_backoff: float = Field(default=0.05, ge=0, le=10, description="s before the first retry, doubled each time")
