@@ -5,8 +5,12 @@ while acquiring — ``step`` (running) → ``row`` ... with ``progress`` → ``s
 (completed) — so the GUI and the CLI progress bar cannot tell a replay from a
 live run (the step payloads carry ``"replay": True``).  Timing follows the
 recorded ``Time (s)`` column (virtual seconds since the step started) divided by
-``speed``; ``speed=None`` streams as fast as possible.  Files without a time
-column are paced at :data:`DEFAULT_ROW_INTERVAL` per row.
+``speed``; ``speed=None`` streams as fast as possible; ``speed="auto"`` (the default
+of ``labctl replay`` and the GUI) picks the factor that plays the whole run in about
+:data:`DEFAULT_DURATION` seconds (a 3 h protocol in a minute; never slower than 1x).
+Files without a time column are paced at :data:`DEFAULT_ROW_INTERVAL` per row.
+``progress`` events carry the step's ``percent`` and, for the whole replay,
+``overall`` (percent of the wall time), ``eta_s`` (wall seconds left) and ``speed``.
 
 Loading goes through :func:`labctl.analysis.load` (procedure names are mapped
 through an allow-list, never imported), so foreign files work with the same
@@ -29,6 +33,7 @@ TIME_COLUMN = "Time (s)"
 DEFAULT_ROW_INTERVAL = 0.1  # s per row (at 1x) for files without a time column
 WAIT_SLICE = 0.1  # s: waits are cut into slices so that a stop request is seen quickly
 LOAD_OPTIONS = ("kind", "mapping", "columns", "skip_rows", "delimiter")
+DEFAULT_DURATION = 60.0  # s: speed="auto" replays a whole run in about this long
 
 
 @dataclass
@@ -167,6 +172,42 @@ def schedule(times: list[float] | None, n_rows: int, speed: float | None) -> lis
     return waits
 
 
+def recorded_duration(steps: list[ReplayStep]) -> float:
+    """Recorded seconds of the steps (their last finite 'Time (s)', or the default row interval per row)."""
+    total = 0.0
+    for st in steps:
+        if st.error or not st.rows:
+            continue
+        finite = [t for t in (st.times or []) if math.isfinite(t)]
+        total += max(finite) if finite else DEFAULT_ROW_INTERVAL * len(st.rows)
+    return total
+
+
+def auto_speed(steps: list[ReplayStep], target: float = DEFAULT_DURATION) -> float:
+    """The replay factor that plays ``steps`` in about ``target`` seconds (1x for short recordings)."""
+    return max(1.0, recorded_duration(steps) / target)
+
+
+def resolve_speed(speed, steps: list[ReplayStep]) -> float | None:
+    if isinstance(speed, str):
+        if speed.lower() == "auto":
+            return auto_speed(steps)
+        if speed.lower() == "max":
+            return None
+        try:
+            speed = float(speed)
+        except ValueError:
+            raise ConfigError(f"replay speed {speed!r}: a number, 'auto' or 'max'") from None
+    return speed
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(max(0.0, seconds)))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
 def _wait(seconds: float, should_stop: Callable[[], bool], sleep: Callable[[float], None]) -> bool:
     """Sleep ``seconds`` in short slices; False as soon as a stop is requested."""
     remaining = seconds
@@ -179,11 +220,12 @@ def _wait(seconds: float, should_stop: Callable[[], bool], sleep: Callable[[floa
     return not should_stop()
 
 
-def replay(path, stream, speed: float | None = 1.0, should_stop: Callable[[], bool] = lambda: False, *,
+def replay(path, stream, speed: float | str | None = "auto", should_stop: Callable[[], bool] = lambda: False, *,
            sleep: Callable[[float], None] | None = None, steps: list[ReplayStep] | None = None, **options) -> int:
     """Stream a run folder's (or one file's) rows through ``stream``; returns the number of rows streamed.
 
-    ``speed``: replay factor (10 = ten times faster than recorded), ``None`` = no waiting.
+    ``speed``: replay factor (10 = ten times faster than recorded), ``None`` = no waiting,
+    ``"auto"`` = the whole run in about a minute (:func:`auto_speed`).
     ``should_stop``: polled between rows and during waits (GUI stop button); the step
     then ends with status ``aborted``.  ``sleep``: the wait function (tests inject one).
     ``options``: loading options for foreign files (``kind``, ``mapping``, ``columns``,
@@ -193,6 +235,10 @@ def replay(path, stream, speed: float | None = 1.0, should_stop: Callable[[], bo
     sleep = sleep or time.sleep
     if steps is None:
         steps = load_steps(path, **options)
+    speed = resolve_speed(speed, steps)
+    all_waits = {id(st): schedule(st.times, len(st.rows), speed) for st in steps if not st.error}
+    wall_total = sum(sum(w) for w in all_waits.values())
+    wall_done = 0.0
     total = 0
     for st in steps:
         base = {"step": st.name, "kind": st.kind, "path": str(st.path), "replay": True}
@@ -200,7 +246,7 @@ def replay(path, stream, speed: float | None = 1.0, should_stop: Callable[[], bo
             stream.publish("step", {**base, "status": "failed", "reason": st.error, "rows": 0})
             continue
         stream.publish("step", {**base, "status": "running"})
-        waits = schedule(st.times, len(st.rows), speed)
+        waits = all_waits[id(st)]
         n = len(st.rows)
         sent = 0
         last_percent = -1
@@ -213,9 +259,14 @@ def replay(path, stream, speed: float | None = 1.0, should_stop: Callable[[], bo
                     break
                 stream.publish("row", {"step": st.name, "row": dict(row)})
                 sent += 1
+                wall_done += wait
                 percent = int(100 * (k + 1) / n)
                 if percent != last_percent:
-                    stream.publish("progress", {"step": st.name, "percent": float(100.0 * (k + 1) / n)})
+                    overall = 100.0 * wall_done / wall_total if wall_total > 0 else 100.0 * (total + sent) / max(
+                        1, sum(len(s.rows) for s in steps))
+                    stream.publish("progress", {"step": st.name, "percent": float(100.0 * (k + 1) / n),
+                                                "overall": overall, "eta_s": max(0.0, wall_total - wall_done),
+                                                "speed": speed})
                     last_percent = percent
         except KeyboardInterrupt:
             status, reason = "aborted", "replay interrupted (Ctrl-C)"
@@ -250,8 +301,10 @@ def _cli(args) -> int:
 
     if args.max:
         speed = None
+    elif args.speed is None:
+        speed = "auto"
     else:
-        speed = args.speed if args.speed is not None else 1.0
+        speed = args.speed
         if not (speed > 0 and math.isfinite(speed)):
             raise ConfigError(f"--speed {args.speed}: must be a positive number (10 = ten times faster)")
     opts = data_options(args)
@@ -261,20 +314,34 @@ def _cli(args) -> int:
 
         args.path = str(resolve_run(args.path, getattr(args, "data_dir", None)))
     steps = load_steps(args.path, kind=args.kind, **load_opts)
+    speed = resolve_speed(speed, steps)
     stream = LiveStream()
     console = Console(highlight=False, stderr=False)
     progress = None
     if not args.quiet:
+        recorded = recorded_duration(steps)
+        pace = ("as fast as possible" if speed is None else
+                f"at {speed:.3g}× (about {_hms(recorded / speed)})")
+        console.print(f"replaying {len(steps)} step(s), {sum(len(st.rows) for st in steps)} rows, recorded over "
+                      f"{_hms(recorded)}, {pace}" + ("; --speed N or --max to change" if args.speed is None
+                                                     and not args.max else ""), soft_wrap=True)
         progress = Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("rows"), TimeElapsedColumn(), console=console)
+                            TextColumn("{task.fields[unit]}"), TimeElapsedColumn(),
+                            TextColumn("{task.fields[eta]}"), console=console)
         tasks: dict[str, int] = {}
         sizes = {st.name: len(st.rows) for st in steps}
+        overall = progress.add_task("whole run", total=100.0, unit="%", eta="")
 
         def on_event(topic, payload):
+            if topic == "progress" and "overall" in payload:
+                eta = payload.get("eta_s")
+                progress.update(overall, completed=min(100.0, payload["overall"]),
+                                eta=f"ETA {_hms(eta)}" if eta is not None and speed is not None else "")
             if topic == "step":
                 name = payload["step"]
                 if payload["status"] == "running":
-                    tasks[name] = progress.add_task(f"{name} (replay)", total=max(sizes.get(name, 1), 1))
+                    tasks[name] = progress.add_task(f"{name} (replay)", total=max(sizes.get(name, 1), 1),
+                                                    unit="rows", eta="")
                 elif name in tasks:
                     colour = "green" if payload["status"] == "completed" else "red"
                     progress.update(tasks[name], description=f"[{colour}]{name} {payload['status']}")
@@ -290,6 +357,8 @@ def _cli(args) -> int:
     stream.subscribe(lambda topic, payload: counter.__setitem__("rows", counter["rows"] + (topic == "row")))
     try:
         rows = replay(args.path, stream, speed, steps=steps)
+        if progress is not None:
+            progress.update(overall, completed=100.0, eta="")
     except KeyboardInterrupt:
         if progress:
             progress.stop()
@@ -324,8 +393,10 @@ def register(sub) -> None:
         "replay", help="replay a recorded run or a data file through the live stream (progress, GUI)",
         description="Stream the rows of a run folder (every step in order) or of one data file (ours or "
                     "foreign) through the live stream, timed by the recorded 'Time (s)' column divided by "
-                    "--speed, then print the analysis summary. Ctrl-C stops (exit 1).",
-        epilog="examples:\n  labctl replay data/examples/protocol_Pb_meissner --speed 1000\n"
+                    "--speed (default: the factor that plays the whole run in about a minute), with "
+                    "progress and ETA, then print the analysis summary. Ctrl-C stops (exit 1).",
+        epilog="examples:\n  labctl replay data/examples/protocol_Pb_meissner   # the whole run in about a minute\n"
+               "  labctl replay data/examples/protocol_Pb_meissner --speed 1000\n"
                "  labctl replay data/runs/20250101-120000-protocol --max --quiet\n"
                "  labctl replay ybco.txt --columns 'Temperature (K),Resistance (mohm)' --max",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -333,7 +404,8 @@ def register(sub) -> None:
     p.add_argument("--data-dir", help="where run ids are looked up (default: $LABCTL_DATA, else the per-user "
                                       "data folder)")
     pace = p.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=float, metavar="N", help="replay N times faster than recorded (default 1)")
+    pace.add_argument("--speed", type=float, metavar="N",
+                      help="replay N times faster than recorded (default: the whole run in about a minute)")
     pace.add_argument("--max", action="store_true", help="no waiting: as fast as possible")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary: one line at the end")
     add_data_options(p)

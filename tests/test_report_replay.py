@@ -252,3 +252,41 @@ def test_examples_analyse_to_their_documented_truth():
     run = analyze(EXAMPLES / "protocol_Pb_meissner", bootstrap=0, n_mc=20)
     assert run["steps"]["04-radial-field.csv"]["best_model"] == "meissner"
     assert run["steps"]["03-normal-control.csv"]["best_model"] == "uniform"
+
+
+EXAMPLE_PROTOCOL = Path(__file__).resolve().parents[1] / "data" / "examples" / "protocol_Pb_meissner"
+
+
+def test_replay_default_plays_a_whole_example_protocol_in_about_a_minute():
+    from labctl.replay import DEFAULT_DURATION, auto_speed, load_steps, recorded_duration
+
+    steps = load_steps(EXAMPLE_PROTOCOL)
+    recorded = recorded_duration(steps)
+    assert recorded > 3600  # hours of virtual time: 1x would look frozen
+    assert auto_speed(steps) == pytest.approx(recorded / DEFAULT_DURATION)
+    sleeps: list[float] = []
+    stream = LiveStream()
+    progress = []
+    stream.subscribe(lambda t, p: progress.append(p) if t == "progress" else None)
+    rows = replay(EXAMPLE_PROTOCOL, stream, sleep=sleeps.append)  # the default speed
+    assert rows == sum(len(s.rows) for s in steps)
+    assert 45 <= sum(sleeps) <= 75  # about a minute of wall time
+    # progress for the whole replay: overall percent rising to 100, ETA falling to 0
+    overall = [p["overall"] for p in progress]
+    etas = [p["eta_s"] for p in progress]
+    assert overall == sorted(overall) and overall[-1] == pytest.approx(100.0)
+    assert etas == sorted(etas, reverse=True) and etas[-1] == pytest.approx(0.0, abs=1e-9)
+    assert etas[0] == pytest.approx(sum(sleeps) - sum(sleeps[:1]), rel=0.2)
+    # a short recording is never sped up past 1x
+    short = [s for s in steps if s.name == "residual"]
+    assert auto_speed(short, target=1e6) == 1.0
+
+
+def test_replay_cli_says_speed_and_eta(capsys, monkeypatch):
+    import labctl.replay as R
+
+    monkeypatch.setattr(R.time, "sleep", lambda s: None)
+    assert labctl(["replay", str(EXAMPLE_PROTOCOL / "04-radial-field.csv")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"recorded over \d+:\d\d, at [\d.]+× \(about 1:00\); --speed N or --max to change", out)
+    assert "whole run" in out
