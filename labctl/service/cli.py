@@ -101,7 +101,7 @@ def _serve(args) -> int:
     service.start()
     app = create_app(service, keys, audit, require_keys, local_role=args.local_role)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=args.port, log_level="warning",
-                                           access_log=False, ws="websockets", lifespan="off"))
+                                           access_log=False, ws="websockets-sansio", lifespan="off"))
     thread = threading.Thread(target=server.run, name="labctl-http", daemon=True)
     thread.start()
     while not server.started and thread.is_alive() and not received:

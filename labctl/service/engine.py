@@ -202,6 +202,10 @@ class StationService:
         for step, values in more.items():
             overrides.setdefault(step, {}).update(values)
         options.update(more_opts)
+        from labctl.protocol import build_procedure
+
+        for step, values in overrides.items():  # each value against its parameter's type and range, now
+            build_procedure(step, values, step)
         if what != "protocol":
             options["scan"] = True
         return Plan(steps=steps, overrides=overrides, options=options)
