@@ -21,7 +21,8 @@ def station_file(folder: Path, name: str, speedup="30", seed: int = 1) -> Path:
     """The built-in virtual lab under another name and clock speed-up."""
     text = (ROOT / "labctl" / "stations" / "sim.toml").read_text(encoding="utf-8")
     text = re.sub(r'(?m)^name = "virtual lab"', f'name = "{name}"', text)
-    text = re.sub(r'(?m)^speedup = "max".*$', f"speedup = {speedup}", text)
+    value = f'"{speedup}"' if str(speedup) == "max" else speedup
+    text = re.sub(r'(?m)^speedup = "max".*$', f"speedup = {value}", text)
     text = re.sub(r"(?m)^seed = \d+", f"seed = {seed}", text)
     path = Path(folder) / f"{name}.toml"
     path.write_text(text, encoding="utf-8")

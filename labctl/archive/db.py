@@ -71,6 +71,11 @@ def ready(url: str) -> sa.Engine:
     return engine(url)
 
 
+def forget(url: str) -> None:
+    """Check the schema again on the next use (after an error)."""
+    _upgraded.discard(url)
+
+
 def dispose(url: str | None = None) -> None:
     with _lock:
         for key in [url] if url else list(_engines):

@@ -62,8 +62,7 @@ class PgServer:
                               stdin=subprocess.DEVNULL)
 
     def start(self) -> None:
-        opts = (f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c full_page_writes=off "
-                f"-c synchronous_commit=off")
+        opts = (f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c full_page_writes=off")
         self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.root, "log"), "-o", opts, "-w", "-t", "60",
                   "start")
         for _ in range(100):

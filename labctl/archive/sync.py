@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from labctl.archive import models
-from labctl.archive.db import ArchiveError, describe, ready
+from labctl.archive.db import ArchiveError, describe, forget, ready
 
 log = logging.getLogger("labctl.archive")
 RUN_FILES = ("parameters.json", "station.json", "run.log")
@@ -103,6 +103,7 @@ def sync(data_home: str | Path, url: str, station: str, only: set[str] | None = 
         report.error = str(e)
     except sa.exc.SQLAlchemyError as e:
         report.error = describe(e, url)
+        forget(url)  # a database restored from a backup or re-created: migrate again next time
     except OSError as e:
         report.error = f"local store: {e}"
     if report.error:
