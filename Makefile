@@ -5,7 +5,12 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: run test bench clean
+# Debian packages the archive and monitor-page tests need (issue 16): a real PostgreSQL
+# server and headless Chromium with its driver.  Installed only when missing, and only
+# where we are root with apt-get (CI); elsewhere those tests skip, saying why.
+SYSTEM_PACKAGES = postgresql chromium chromium-driver
+
+.PHONY: run test bench clean system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +21,22 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/labctl run protocol
 
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q
+
+system-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing from Debian's packages (archive and browser tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "note:$$missing not installed (needs root and apt-get); the tests that need them will skip"; \
+	  fi; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/labctl bench
