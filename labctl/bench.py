@@ -428,10 +428,11 @@ def _radial_rows(rows: int, seed: int) -> str:
         "Polarity": (current > 0).astype(int),
         "Position (mm)": np.round(radius * 1e3 + rng.normal(0, 3e-4, rows), 5),
         "Readings": np.full(rows, 10),
+        "Current read (A)": np.round(current + rng.normal(0, 0.005, rows), 3),
         "Point": point,
         "Time (s)": 36.4 * point + 17.8,
     })
-    assert list(frame.columns) == RadialField.DATA_COLUMNS
+    frame = frame[RadialField.DATA_COLUMNS]  # the procedure's own column order
     return frame.to_csv(header=False, index=False, lineterminator="\n")
 
 
@@ -449,6 +450,8 @@ def load_pymeasure(path: Path):
 
 def suite_loading(ctx: Context | None = None) -> list[dict]:
     """Seconds to load a 10^6-row run file into a DataFrame: ours vs pymeasure's Results.load().data."""
+    from procedures.radial_field import RadialField
+
     ctx = ctx or Context()
     rows = ctx.pick(1_000_000, 20_000)
     repeats = ctx.pick(5, 2)
@@ -467,10 +470,11 @@ def suite_loading(ctx: Context | None = None) -> list[dict]:
             frame = fn(path)
             wall[side].append(time.perf_counter() - t0)
             cpu[side].append(time.process_time() - c0)
-            if frame.shape != (rows, 11):
-                raise RuntimeError(f"loading: the {side} loader gave {frame.shape}, not ({rows}, 11)")
+            width = len(RadialField.DATA_COLUMNS)
+            if frame.shape != (rows, width):
+                raise RuntimeError(f"loading: the {side} loader gave {frame.shape}, not ({rows}, {width})")
             del frame
-    note = (f"One pymeasure-format radial-field run file ({rows} rows × 11 columns, {mb:.0f} MB; RadialField's "
+    note = (f"One pymeasure-format radial-field run file ({rows} rows × {len(RadialField.DATA_COLUMNS)} columns, {mb:.0f} MB; RadialField's "
             "header as Results writes it, rows formatted as our StepWriter does), loaded once untimed "
             "beforehand at 2000 rows. Ours = labctl.analysis.load(path).frame (header parsed as text, "
             "nothing imported, units to SI, bad-row checks, kind from the allow-list); pymeasure = "
