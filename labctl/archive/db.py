@@ -23,8 +23,11 @@ def engine(url: str) -> sa.Engine:
     with _lock:
         eng = _engines.get(url)
         if eng is None:
-            eng = sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=2, max_overflow=2,
-                                   connect_args={"connect_timeout": 5})
+            if url.startswith("sqlite:"):  # the same archive code on a local file (benchmarks, tests)
+                eng = sa.create_engine(url)
+            else:
+                eng = sa.create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=2, max_overflow=2,
+                                       connect_args={"connect_timeout": 5})
             _engines[url] = eng
         return eng
 
@@ -53,7 +56,8 @@ def upgrade(url: str, revision: str = "head") -> str:
         eng = engine(url)
         with eng.begin() as conn:
             # two stations upgrading at once: one waits for the other (transaction-scoped lock)
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(16016016)"))
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(16016016)"))
             cfg = _alembic_config(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)

@@ -136,8 +136,7 @@ def _push(eng: sa.Engine, station: str, entry: dict, parent: dict | None) -> int
         "provenance": entry.get("provenance"), "columns": json.dumps(columns) if columns else None,
         "rows": len(data),
     }
-    from sqlalchemy.dialects.postgresql import insert
-
+    insert = _insert(eng)
     key = {"station": station, "run_id": entry["id"]}
     with eng.begin() as conn:
         stmt = insert(models.runs).values(**record)
@@ -158,13 +157,21 @@ def _push(eng: sa.Engine, station: str, entry: dict, parent: dict | None) -> int
     return len(data)
 
 
+def _insert(eng: sa.Engine):
+    """INSERT ... ON CONFLICT for the archive's dialect (PostgreSQL; SQLite for the benchmark's local side)."""
+    if eng.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
 def publish_station(url: str, name: str, service_url: str | None, state: dict) -> str | None:
     """The service's status in the archive's ``stations`` table (for every station's
     monitor page).  Returns an error line, or None."""
-    from sqlalchemy.dialects.postgresql import insert
-
     try:
         eng = ready(url)
+        insert = _insert(eng)
         with eng.begin() as conn:
             stmt = insert(models.stations).values(name=name, url=service_url, state=json.dumps(state, default=str))
             conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_={
