@@ -15,6 +15,8 @@ Suites (``SUITES``; each takes a :class:`Context` and returns rows
 * ``loading``    a 10^6-row run file into a DataFrame: ours against ``Results.load().data``
 * ``analysis``   the radial-field model comparison on a full protocol's data
 * ``plot``       live-curve redraw, ours against pymeasure's ResultsCurve (labctl.gui.benchplot)
+* ``lab``        rows/s into the shared PostgreSQL archive beside SQLite, and the monitor page's
+                 live-row latency beside the in-process stream (labctl.service.bench)
 """
 from __future__ import annotations
 
@@ -543,6 +545,8 @@ SUITES = {
     "loading": suite_loading,
     "analysis": suite_analysis,
     "plot": suite_plot,
+    # issue 16: archive rows/s (PostgreSQL beside SQLite) and live-page latency (labctl.service.bench)
+    "lab": lambda ctx=None: __import__("labctl.service.bench", fromlist=["suite_lab"]).suite_lab(ctx),
 }
 
 
