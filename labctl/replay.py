@@ -183,9 +183,10 @@ def recorded_duration(steps: list[ReplayStep]) -> float:
     return total
 
 
-def auto_speed(steps: list[ReplayStep], target: float = DEFAULT_DURATION) -> float:
-    """The replay factor that plays ``steps`` in about ``target`` seconds (1x for short recordings)."""
-    return max(1.0, recorded_duration(steps) / target)
+def auto_speed(steps: list[ReplayStep], target: float | None = None) -> float:
+    """The replay factor that plays ``steps`` in about ``target`` seconds (default :data:`DEFAULT_DURATION`;
+    1x for short recordings)."""
+    return max(1.0, recorded_duration(steps) / (target or DEFAULT_DURATION))
 
 
 def resolve_speed(speed, steps: list[ReplayStep]) -> float | None:

@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 pytest.importorskip("PyQt6")
 pytest.importorskip("pytestqt")
 
-from PyQt6 import QtCore, QtGui  # noqa: E402
+from PyQt6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
 from labctl.catalog import Catalog  # noqa: E402
 from labctl.gui.cli import make_station  # noqa: E402
@@ -32,14 +32,17 @@ LEFT = QtCore.Qt.MouseButton.LeftButton
 def make_window(qtbot, tmp_path):
     made: list[MainWindow] = []
 
-    def make(speedup=100, data_dir=None, **sim) -> MainWindow:
+    def make(speedup=100, data_dir=None, wait_connected=True, before=None, size=(1600, 1000), **sim) -> MainWindow:
         sim.setdefault("seed", 2)
         station = make_station(None, speedup=speedup, **sim)
+        if before is not None:
+            before(station)  # e.g. inject a fault before the window connects
         win = MainWindow(station, data_dir=data_dir or tmp_path / "runs", poll_ms=150)
         qtbot.addWidget(win)
-        win.resize(1600, 1000)
+        win.resize(*size)
         win.show()
-        qtbot.waitUntil(lambda: win.connected, timeout=15000)
+        if wait_connected:
+            qtbot.waitUntil(lambda: win.connected, timeout=15000)
         made.append(win)
         return win
 
@@ -317,3 +320,349 @@ def test_lost_supply_shows_danger_not_a_safe_state(qtbot, make_window):
     assert "background: #c0392b" in win.status_state.styleSheet()
     assert "output off" not in win.run_panel.banner.text() and "UNKNOWN" in win.run_panel.banner.text()
     win.station.lab.clear_faults()
+
+
+# ---------------------------------------------------------------------------
+# issue 15: a week in the lab
+# ---------------------------------------------------------------------------
+def _entry(data_dir: Path, run_id: str) -> dict:
+    return Catalog(data_dir).get(run_id)
+
+
+def test_results_panel_after_a_run_and_the_rehearsal_truth(qtbot, make_window):
+    """After a run: Tc/Ic/ratios/verdict worded as the analysis words them; the virtual lab's field model
+    stays out of the header and appears beside the verdict only once the analysis is done."""
+    from labctl.analysis import analyze
+    from labctl.analysis.text import ratio_short, ratio_text
+
+    win = make_window(speedup="max", field_model="linear-j", seed=3)
+    header = win.station_panel.summary.text()
+    assert "linear-j" not in header and "field model hidden" in header
+    queue(qtbot, win, "radial-field", ic=430.0, repeats=2)
+    qtbot.mouseClick(win.run_panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: not win.run_active(), timeout=60000)
+    assert win.last_result["status"] == "completed"
+    assert not win.results.truth.isVisible()
+    qtbot.waitUntil(lambda: win.last_analysis is not None, timeout=60000)
+    panel = win.results
+    assert win.tabs.currentWidget() is panel
+    result = analyze(win.last_result["path"])
+    rf = next(r for r in result["steps"].values() if r.get("kind") == "radial-field")
+    pooled = panel.pooled.text()
+    assert f"B2/B1 = {ratio_text(rf['ratios']['B2/B1'])}" in pooled
+    assert f"B3/B1 = {ratio_text(rf['ratios']['B3/B1'])}" in pooled
+    assert panel.table.rowCount() == len(rf["per_current"])
+    for k, pc in enumerate(rf["per_current"]):
+        assert panel.table.item(k, 2).text() == ratio_short(pc["B2/B1"])
+        assert panel.table.item(k, 3).text() == ratio_short(pc["B3/B1"])
+    assert rf["verdict"].split(" (")[0] in panel.verdict.text()
+    assert panel.truth.isVisible() and "linear-j" in panel.truth.text()
+    assert "the analysis found it" in panel.truth.text() or "best model is" in panel.truth.text()
+    assert "linear-j" not in win.station_panel.summary.text()  # still hidden up there
+    win.rehearsal_action.setChecked(False)  # not a rehearsal: the header may say it
+    assert "field model linear-j" in win.station_panel.summary.text()
+
+
+def test_resume_an_aborted_run_from_the_browser(qtbot, make_window):
+    win = make_window()
+    rp = win.run_panel
+    queue(qtbot, win, "vi", current_step=4.0)
+    qtbot.mouseClick(rp.start_button, LEFT)
+    qtbot.waitUntil(lambda: win.plots.points("vi") >= 3, timeout=20000)
+    qtbot.mouseClick(rp.abort_button, LEFT)
+    qtbot.waitUntil(lambda: not win.run_active(), timeout=30000)
+    run_id = win.last_result["id"]
+    assert win.last_result["status"] == "aborted"
+    assert win.status_eta.text() == ""  # no ETA left over after an abort
+    br = win.browser
+    br.refresh()
+    assert br.select(run_id)
+    assert br.resume_button.isEnabled()
+    qtbot.mouseClick(br.resume_button, LEFT)
+    qtbot.waitUntil(lambda: win.run_active(), timeout=10000)
+    assert rp.jobs[-1].kind == "resume" and "resume" in rp.queue.item(len(rp.jobs) - 1).text()
+    qtbot.waitUntil(lambda: not win.run_active(), timeout=60000)
+    assert win.last_result["id"] == run_id and win.last_result["status"] == "completed", win.last_result
+    assert Catalog(win.data_dir).get(run_id)["status"] == "completed"
+    assert "resumes" in __import__("json").loads((Path(win.last_result["path"]) / "parameters.json").read_text())
+    br.refresh()
+    br.select(run_id)
+    assert not br.resume_button.isEnabled()  # completed: nothing to resume
+
+
+def test_station_not_answering_shows_the_cli_detail_and_reconnects(qtbot, make_window):
+    win = make_window(wait_connected=False, before=lambda st: st.lab.inject("gaussmeter", "timeout"))
+    sp = win.station_panel
+    qtbot.waitUntil(lambda: bool(sp.info), timeout=30000)
+    assert not win.connected
+    assert sp.problem_box.isVisibleTo(win)
+    text = sp.problems.text()
+    rc = win.station.config.gaussmeter
+    assert "gaussmeter" in text and rc.address in text and "*IDN?" in text
+    assert f"read={rc.read_termination!r}" in text and f"{rc.timeout} ms" in text
+    assert "not answering" in win.run_panel.banner.text()
+    win.station.lab.clear_faults()
+    qtbot.mouseClick(sp.reconnect_button, LEFT)
+    qtbot.waitUntil(lambda: win.connected, timeout=30000)
+    assert not sp.problem_box.isVisibleTo(win)
+    assert sp.connection["gaussmeter"] == "connected"
+
+
+def test_report_in_the_app_with_a_busy_sign_and_an_absolute_folder(qtbot, make_window, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data_dir = Path("rel") / "runs"  # a relative data home, as `--data-dir data/runs`
+    state = _recorded_run(data_dir)
+    win = make_window(speedup="max", data_dir=data_dir)
+    br = win.browser
+    br.refresh()
+    assert br.select(state["id"])
+    qtbot.mouseClick(br.make_report_button, LEFT)
+    assert br.busy.isVisibleTo(br) and "report" in br.busy.format()  # the busy sign, at once
+    assert not br.make_report_button.isEnabled()
+    qtbot.waitUntil(lambda: win.last_report is not None, timeout=120000)
+    assert not br.busy.isVisibleTo(br)
+    assert win.tabs.currentWidget() is win.report_view
+    assert "radial" in win.report_view.view.toPlainText().lower()
+    assert win.report_view.path.is_absolute() and win.report_view.path.name == "report.html"
+    opened = []
+    monkeypatch.setattr(QtGui.QDesktopServices, "openUrl",
+                        staticmethod(lambda url: opened.append(url.toLocalFile()) or True))
+    br.refresh()
+    br.select(state["id"])
+    qtbot.mouseClick(br.report_button, LEFT)
+    assert opened == [str((tmp_path / data_dir / Path(state["path"]).name / "report").resolve())]
+    assert Path(opened[0]).is_absolute()
+    # re-analyse: busy sign, then the results panel (not a text dump)
+    qtbot.mouseClick(br.analyse_button, LEFT)
+    assert br.busy.isVisibleTo(br) and win.results.busy.isVisibleTo(win.results)
+    qtbot.waitUntil(lambda: win.last_analysis is not None, timeout=60000)
+    assert not br.busy.isVisibleTo(br)
+    assert win.results.table.rowCount() > 0 and "B2/B1" in win.results.pooled.text()
+
+
+def test_sequencer_queues_a_grid_and_the_estimator_says_when_it_ends(qtbot, make_window):
+    win = make_window()
+    rp = win.run_panel
+    rp.choose("vi")
+    dlg = win.open_sequencer()
+    dlg.set_axis(0, "current_step", "2:6:2")
+    dlg.set_axis(1, "temperature", "6.5, 6.8")
+    assert len(dlg.runs) == 6 and not dlg.problems
+    assert "6 run(s) to queue, about" in dlg.status.text()
+    dlg.set_axis(2, "current_max", "500, 700")  # 700 A > the station's 600 A: refused, shown red
+    assert len(dlg.runs) == 6 and len(dlg.problems) == 6
+    dlg.set_axis(2, "current_max", "linspace(400, 500, 2)")
+    assert len(dlg.runs) == 12
+    dlg.queue_button.click()
+    assert len(rp.jobs) == 12 and all(j.kind == "vi" for j in rp.jobs)
+    assert {(j.values["current_step"], j.values["temperature"], j.values["current_max"]) for j in rp.jobs} == {
+        (c, t, m) for c in (2.0, 4.0, 6.0) for t in (6.5, 6.8) for m in (400.0, 500.0)}
+    assert "current_step=2" in rp.queue.item(0).text()
+    text = rp.estimate.text()
+    assert text.startswith("12 runs queued, about") and "finishes about" in text
+    import re
+
+    from labctl.gui.sequencer import GridError, grid_values
+
+    assert grid_values("1, 2, 5") == [1.0, 2.0, 5.0] and grid_values("arange(0, 1, 0.25)") == [0, 0.25, 0.5, 0.75]
+    with pytest.raises(GridError):
+        grid_values("__import__('os')")
+    one = win.estimator.seconds(rp.jobs[0])
+    assert one and one > 0 and re.search(r"about \d+:\d\d", text)
+    rp.clear_queue()
+    assert rp.estimate.text() == "Queue empty"
+
+
+def test_browser_context_menu_use_reveal_export_notes_delete(qtbot, make_window, tmp_path, monkeypatch):
+    data_dir = tmp_path / "recorded"
+    state = _recorded_run(data_dir)
+    win = make_window(speedup="max", data_dir=data_dir)
+    br = win.browser
+    br.refresh()
+    assert br.select(state["id"])
+    entry = br.selected()
+    menu = br.menu_for(entry)
+    texts = [a.text() for a in menu.actions() if a.text()]
+    for want in ("Plot", "Results (re-analyse)", "Make and view report", "Replay", "Use these parameters",
+                 "Resume run", "Reveal in folder", "Export", "Notes…", "Delete…"):
+        assert want in texts, texts
+    act = {a.text(): a for a in menu.actions()}
+    assert not act["Resume run"].isEnabled()  # completed
+    # use these parameters: the form is filled with the run's values
+    act["Use these parameters"].trigger()
+    assert win.run_panel.chooser.currentData() == "radial-field"
+    values = win.run_panel.form().values()
+    assert values["ic"] == pytest.approx(430.0) and values["repeats"] == 2
+    # reveal in folder: the absolute folder
+    opened = []
+    monkeypatch.setattr(QtGui.QDesktopServices, "openUrl",
+                        staticmethod(lambda url: opened.append(url.toLocalFile()) or True))
+    act["Reveal in folder"].trigger()
+    assert opened == [str(Path(state["path"]).resolve())]
+    # export: NeXus beside the run
+    exp = next(a for a in menu.actions() if a.text() == "Export").menu()
+    next(a for a in exp.actions() if "NeXus" in a.text()).trigger()
+    qtbot.waitUntil(lambda: win.last_export is not None, timeout=60000)
+    assert win.last_export.suffix == ".nxs" and win.last_export.is_file()
+    # notes
+    monkeypatch.setattr(br, "ask_notes", lambda e: "probe re-glued before this run")
+    act["Notes…"].trigger()
+    assert Catalog(data_dir).get(state["id"])["notes"] == "probe re-glued before this run"
+    assert "probe re-glued" in (Path(state["path"]) / "notes.txt").read_text()
+    br.text_filter.setText("re-glued")
+    assert br.visible_ids() == [state["id"]]
+    br.text_filter.setText("")
+    # delete: asks first; "No" keeps everything
+    monkeypatch.setattr(br, "confirm_delete", lambda e: False)
+    assert not br.delete(br.selected())
+    assert Catalog(data_dir).get(state["id"]) is not None
+    monkeypatch.setattr(br, "confirm_delete", lambda e: True)
+    assert br.delete(Catalog(data_dir).get(state["id"]))
+    assert Catalog(data_dir).get(state["id"]) is None and Catalog(data_dir).list() == []
+    assert not Path(state["path"]).exists() and (data_dir / ".trash" / Path(state["path"]).name).is_dir()
+    assert state["id"] not in br.visible_ids()
+
+
+def test_catalog_columns_tell_runs_apart(qtbot, make_window, tmp_path):
+    data_dir = tmp_path / "recorded"
+    state = _recorded_run(data_dir)
+    win = make_window(speedup="max", data_dir=data_dir)
+    br = win.browser
+    br.refresh()
+    header = [br.tree.headerItem().text(k) for k in range(br.tree.columnCount())]
+    for col in ("Sample", "Station", "Lab", "Tc (K)", "Ic (A)", "Operator"):
+        assert col in header
+    br.select(state["id"])
+    item = br.tree.currentItem()
+    cell = {h: item.text(k) for k, h in enumerate(header)}
+    entry = Catalog(data_dir).get(state["id"])
+    assert cell["Sample"] == "Pb" and cell["Station"] == entry["station"] and cell["Lab"] == "sim"
+    assert cell["Ic (A)"] == "430"  # the Ic this run used
+    # a run started from the window records its operator
+    win2 = make_window(speedup="max", data_dir=tmp_path / "gui")
+    win2.run_panel.operator.setText("alice")
+    win2.run_panel.note.setText("first cool-down")
+    queue(qtbot, win2, "vi", current_step=10.0)
+    qtbot.mouseClick(win2.run_panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: not win2.run_active(), timeout=60000)
+    e = Catalog(tmp_path / "gui").get(win2.last_result["id"])
+    assert e["operator"] == "alice" and e["notes"] == "first cool-down"
+    win2.browser.refresh()
+    win2.browser.select(e["id"])
+    item = win2.browser.tree.currentItem()
+    assert item.text(header.index("Operator")) == "alice" and item.text(header.index("Ic (A)")) != ""
+
+
+def test_column_choice_and_plot_and_data_export(qtbot, make_window, tmp_path):
+    data_dir = tmp_path / "recorded"
+    state = _recorded_run(data_dir)
+    rows = len(pd.read_csv(Path(state["path"]) / "01-radial-field.csv", comment="#"))
+    win = make_window(speedup="max", data_dir=data_dir)
+    win.open_run(state["path"])
+    cp = win.column_plot
+    qtbot.waitUntil(lambda: cp.step_box.count() == 1, timeout=20000)
+    assert cp.x_box.currentText() == "Time (s)" and cp.y_box.currentText() == "Field (T)"
+    assert cp.points() == rows
+    cp.choose("Current (A)", "Field (T)")
+    x, y = cp.curve.getData()
+    frame = pd.read_csv(Path(state["path"]) / "01-radial-field.csv", comment="#")
+    assert np.allclose(x, frame["Current (A)"]) and np.allclose(y, frame["Field (T)"])
+    for suffix in ("png", "svg", "pdf"):
+        p = cp.export_plot(tmp_path / f"col.{suffix}")
+        assert p.stat().st_size > 1000, suffix
+    assert (tmp_path / "col.pdf").read_bytes()[:4] == b"%PDF"
+    assert "<svg" in (tmp_path / "col.svg").read_text()[:2000]
+    data = cp.export_data(tmp_path / "step.csv")
+    back = pd.read_csv(data)
+    assert len(back) == rows and len(back.columns) == len(frame.columns)  # as loaded (SI units: Position (m))
+    assert np.allclose(back["Field (T)"], frame["Field (T)"])
+    for suffix in ("svg", "pdf", "csv"):  # the six live plots too
+        p = win.plots.export("b_r", tmp_path / f"b_r.{suffix}")
+        assert p.stat().st_size > 100, suffix
+
+
+def test_protocol_mode_has_per_step_forms(qtbot, make_window):
+    win = make_window()
+    rp = win.run_panel
+    rp.choose("protocol")
+    form = rp.form()
+    assert set(form.step_forms) == {"rt", "vi", "normal-control", "radial-field", "radial-scan", "residual"}
+    assert form.overrides_text() == ""  # nothing changed: every value derived
+    form.set_step_value("vi", "current_step", 2.0)
+    form.set_step_value("radial-field", "repeats", 5)
+    text = form.overrides_text()
+    assert "vi.current_step=2.0" in text and "radial-field.repeats=5" in text
+    assert form.problems == {}
+    assert form.step_tabs.tabText(1) == "vi *"
+    job = rp.add_current()
+    plan = job.plan()
+    assert plan.overrides["vi"]["current_step"] == "2.0" and plan.overrides["radial-field"]["repeats"] == "5"
+    form.set_step_value("vi", "current_max", 700.0)  # over the station's 600 A: the plan is refused
+    assert form.problems and "max_current" in " ".join(form.problems.values())
+    assert not rp.add_button.isEnabled()
+
+
+def test_queue_says_paused_and_range_hints_follow_the_station(qtbot, make_window):
+    win = make_window()
+    rp = win.run_panel
+    rp.choose("vi")
+    form = rp.form()
+    row = [form._grid.itemAtPosition(r, 2) for r in range(form._grid.rowCount())]
+    hints = {form._grid.itemAtPosition(r, 0).widget().text(): row[r].widget().text() for r in range(0, len(row), 2)
+             if row[r] is not None and form._grid.itemAtPosition(r, 0) is not None
+             and isinstance(form._grid.itemAtPosition(r, 0).widget(), QtWidgets.QLabel)}
+    assert hints["Maximum current"] == "1e-06 … 600"  # the station allows 600 A, not the procedure's 1000 A
+    assert "600 A" in form.inputs["current_max"].toolTip() or "600" in form.inputs["current_max"].toolTip()
+    queue(qtbot, win, "radial-field", ic=430.0, repeats=2)
+    qtbot.mouseClick(rp.start_button, LEFT)
+    qtbot.waitUntil(lambda: abs(world_current(win)) > 1.0, timeout=20000)
+    assert "[running]" in rp.queue.item(0).text()
+    qtbot.waitUntil(lambda: win.status_eta.text().startswith("step ETA"), timeout=20000)
+    qtbot.mouseClick(rp.pause_button, LEFT)
+    qtbot.waitUntil(lambda: win.control.paused.is_set(), timeout=20000)
+    qtbot.waitUntil(lambda: "[paused]" in rp.queue.item(0).text(), timeout=5000)
+    qtbot.mouseClick(rp.abort_button, LEFT)
+    qtbot.waitUntil(lambda: not win.run_active(), timeout=30000)
+    assert "[aborted]" in rp.queue.item(0).text()
+    assert win.status_eta.text() == ""
+
+
+def test_layout_at_1280x720_nothing_overlaps(qtbot, make_window):
+    win = make_window(size=(1280, 720))
+    qtbot.waitUntil(lambda: win.left_scroll.widget().height() > 0, timeout=5000)
+    rp = win.run_panel
+    QtWidgets.QApplication.processEvents()
+
+    def rect(w):
+        return QtCore.QRect(w.mapTo(win, QtCore.QPoint(0, 0)), w.size())
+
+    widgets = [rp.chooser, rp.stack, rp.add_button, rp.sequence_button, rp.queue, rp.estimate, rp.start_button,
+               rp.abort_button, rp.banner, win.station_panel.table]
+    for k, a in enumerate(widgets):
+        for b in widgets[k + 1:]:
+            if {a, b} == {rp.start_button, rp.abort_button} or {a, b} == {rp.add_button, rp.sequence_button}:
+                continue
+            assert not rect(a).intersects(rect(b)), (a, b)
+    # and everything is on screen without scrolling at 1280×720
+    bottom = rect(rp.banner).bottom()
+    assert bottom <= rect(win.centralWidget()).bottom()
+    assert win.left_scroll.verticalScrollBar().maximum() == 0
+    assert rect(rp.add_button).right() < rect(win.tabs).left()
+
+
+def test_replay_defaults_to_about_a_minute_with_progress_and_eta(qtbot, make_window, monkeypatch):
+    import labctl.replay as R
+
+    monkeypatch.setattr(R, "DEFAULT_DURATION", 4.0)  # the same rule, a shorter target for the test
+    example = Path(__file__).resolve().parents[1] / "data" / "examples" / "protocol_Pb_meissner"
+    win = make_window(speedup="max")
+    br = win.browser
+    assert br.speed.currentData() == "auto"
+    assert win.replay(str(example), br.speed.currentData())
+    qtbot.waitUntil(lambda: win.status_eta.text().startswith("replay ETA"), timeout=10000)
+    qtbot.waitUntil(lambda: "rows replayed" in win.status_rows.text()
+                    and int(win.status_rows.text().split()[0]) > 1, timeout=10000)
+    assert win.status_progress.value() > 0
+    qtbot.waitUntil(lambda: win.last_replay is not None, timeout=60000)
+    assert win.last_replay["status"] == "completed" and win.last_replay["rows"] == 401
+    assert win.status_eta.text() == ""

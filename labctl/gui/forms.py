@@ -304,6 +304,10 @@ class ProcedureForm(_FormBase):
         self.station = station
         self._procedure = PROCEDURES[kind]()
         self.parameters = self._procedure.parameter_objects()
+        from labctl.paramspec import step_parameters
+
+        config = getattr(station, "config", None)
+        self.ranges = {pi.name: pi for pi in step_parameters(kind, config)}  # narrowed by the station limits
         for name, p in self.parameters.items():
             if name in (defaults or {}):
                 try:
@@ -313,9 +317,12 @@ class ProcedureForm(_FormBase):
             widget = input_for(p)
             label = p.name if not isinstance(widget, BooleanInput) else ""
             tip = f"{p.name} ({name})"
-            rng = _range_text(p)
+            info = self.ranges.get(name)
+            rng = _range_text(info or p)
             if rng:
                 tip += f": {rng} {getattr(p, 'units', '') or ''}"
+            if info is not None and info.limit_note:
+                tip += f" (station limit: {info.limit_note})"
             self._add_row(name, label, widget, rng, tip)
         self._finish()
 
@@ -400,8 +407,28 @@ class ProtocolForm(_FormBase):
             self._add_row(name, label, w, "", help_text)
         ov = QtWidgets.QPlainTextEdit()
         ov.setPlaceholderText("step overrides, one per line, e.g.\nvi.current_step=2\nradial-field.repeats=5")
-        ov.setFixedHeight(64)
+        ov.setFixedHeight(54)
         self._add_row("overrides", "overrides", ov, "", "one --set per line: step.parameter=value")
+        # per-step forms: only the values changed here become overrides; the rest stay derived
+        self.step_tabs = QtWidgets.QTabWidget()
+        self.step_tabs.setDocumentMode(True)
+        self.step_tabs.setUsesScrollButtons(True)
+        self.step_forms: dict[str, StepOverrideForm] = {}
+        from labctl.paramspec import station_defaults
+
+        for step in STEPS:
+            form = StepOverrideForm(step, station, station_defaults(station, step) if station else {})
+            form.validated.connect(lambda _ok: self._timer.start())
+            self.step_forms[step] = form
+            self.step_tabs.addTab(form, step)
+        hint = QtWidgets.QLabel("Step parameters: only what you change here is applied (bold tab = changed); "
+                                "the rest is derived from the sample and from earlier steps.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: #555;")
+        self._grid.addWidget(hint, self._row, 0, 1, 3)
+        self._row += 1
+        self._grid.addWidget(self.step_tabs, self._row, 0, 1, 3)
+        self._row += 1
         self._finish()
 
     def options(self) -> dict:
@@ -417,15 +444,68 @@ class ProtocolForm(_FormBase):
         return out
 
     def overrides_text(self) -> str:
-        return self.inputs["overrides"].toPlainText()
+        """The free override lines plus one line per value changed in the per-step forms."""
+        lines = [self.inputs["overrides"].toPlainText().rstrip()]
+        for step, form in getattr(self, "step_forms", {}).items():
+            for name, value in form.changed().items():
+                lines.append(f"{step}.{name}={value}")
+        return "\n".join(ln for ln in lines if ln)
+
+    def set_step_value(self, step: str, name: str, value) -> None:
+        self.step_forms[step].set_value(name, value)
+        self.revalidate()
 
     def revalidate(self) -> dict[str, str]:
         problems = validate_protocol(self.options(), self.overrides_text(), self.station, self.derived)
+        for step, form in getattr(self, "step_forms", {}).items():
+            for name, reason in form.problems.items():
+                problems.setdefault("overrides", f"{step}.{name}: {reason}")
+        if hasattr(self, "step_forms"):
+            self.revalidate_tabs()
         self.show_problems(problems)
         return problems
+
+    def revalidate_tabs(self) -> None:
+        for k, step in enumerate(self.step_forms):
+            font = self.step_tabs.tabBar().font()
+            changed = bool(self.step_forms[step].changed())
+            self.step_tabs.setTabText(k, step + (" *" if changed else ""))
 
     def describe(self) -> str:
         o = self.options()
         text = f"fractions {o['fractions']}, scan {'on' if o['scan'] else 'off'}"
         n = len([ln for ln in self.overrides_text().splitlines() if ln.strip()])
         return text + (f", {n} override(s)" if n else "")
+
+
+class StepOverrideForm(ProcedureForm):
+    """One step's parameters inside the protocol form: shows the values the protocol would use;
+    a value the user changes becomes a ``step.parameter=value`` override (type- and range-checked
+    here, the whole plan checked against the station by the protocol form)."""
+
+    def __init__(self, kind: str, station=None, defaults: dict | None = None, parent=None):
+        self._ready = False
+        super().__init__(kind, station, defaults, parent)
+        self.initial = dict(self.values())
+        self._ready = True
+
+    def changed(self) -> dict:
+        if not self._ready:
+            return {}
+        now = self.values()
+        return {n: now[n] for n in self.touched if n in now and now[n] != self.initial.get(n)}
+
+    def revalidate(self) -> dict[str, str]:
+        if not getattr(self, "_ready", False):
+            return {}
+        problems: dict[str, str] = {}
+        params = self.parameters
+        for name, value in self.changed().items():
+            p = params[name]
+            try:
+                p.value = value
+            except (ValueError, TypeError) as e:
+                rng = _range_text(self.ranges.get(name) or p)
+                problems[name] = f"invalid value{f' (allowed {rng})' if rng else ''}: {e}"
+        self.show_problems(problems)
+        return problems

@@ -623,16 +623,66 @@ class LivePlots(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ export
     def export_png(self, plot: str, path: str | Path, width: int = 1200) -> Path:
-        exporter = pg.exporters.ImageExporter(self.plots[plot])
-        exporter.parameters()["width"] = width
-        path = Path(path)
-        exporter.export(str(path))
-        return path
+        return export_plot(self.plots[plot], self.widgets[plot], Path(path).with_suffix(".png")
+                           if not str(path).lower().endswith(".png") else path, width)
+
+    def export(self, plot: str, path: str | Path, width: int = 1200) -> Path:
+        """One plot as PNG, SVG, PDF (vector) or CSV (its curves' data), by the file's suffix."""
+        return export_plot(self.plots[plot], self.widgets[plot], path, width)
 
     def export_all(self, folder: str | Path) -> list[Path]:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         return [self.export_png(name, folder / f"{name}.png") for name in self.plots]
+
+
+EXPORT_FILTERS = "PNG image (*.png);;SVG vector image (*.svg);;PDF document (*.pdf);;CSV data of the curves (*.csv)"
+
+
+def export_plot(plot_item, widget, path: str | Path, width: int = 1200) -> Path:
+    """A pyqtgraph plot to ``path``: .png (raster), .svg / .pdf (vector), .csv (the curves' x/y data)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".png":
+        exporter = pg.exporters.ImageExporter(plot_item)
+        exporter.parameters()["width"] = width
+        exporter.export(str(path))
+    elif suffix == ".svg":  # Qt's own SVG generator (pyqtgraph's SVGExporter trips over Qt 6 path data)
+        from PyQt6.QtSvg import QSvgGenerator
+
+        source = plot_item.sceneBoundingRect()
+        gen = QSvgGenerator()
+        gen.setFileName(str(path))
+        gen.setSize(QtCore.QSize(int(source.width()), int(source.height())))
+        gen.setViewBox(QtCore.QRectF(0, 0, source.width(), source.height()))
+        gen.setTitle(plot_item.titleLabel.text if hasattr(plot_item, "titleLabel") else "plot")
+        gen.setDescription("exported by labctl")
+        painter = QtGui.QPainter(gen)
+        try:
+            plot_item.scene().render(painter, QtCore.QRectF(0, 0, source.width(), source.height()), source)
+        finally:
+            painter.end()
+    elif suffix == ".csv":
+        pg.exporters.CSVExporter(plot_item).export(str(path))
+    elif suffix == ".pdf":
+        source = plot_item.sceneBoundingRect()
+        writer = QtGui.QPdfWriter(str(path))
+        writer.setResolution(300)
+        mm = 25.4 / 96.0  # the plot's on-screen size, at 96 dpi
+        writer.setPageSize(QtGui.QPageSize(QtCore.QSizeF(max(60.0, source.width() * mm),
+                                                         max(40.0, source.height() * mm)),
+                                           QtGui.QPageSize.Unit.Millimeter))
+        writer.setPageMargins(QtCore.QMarginsF(0, 0, 0, 0))
+        painter = QtGui.QPainter(writer)
+        try:
+            target = QtCore.QRectF(0, 0, writer.width(), writer.height())
+            plot_item.scene().render(painter, target, source)
+        finally:
+            painter.end()
+    else:
+        raise ValueError(f"{path.name}: export as .png, .svg, .pdf or .csv")
+    return path
 
 
 def _short(step: str) -> str:

@@ -52,16 +52,29 @@ class RunPanel(QtWidgets.QGroupBox):
             scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             self.stack.addWidget(scroll)
             form.validated.connect(lambda ok, k=kind: self._on_validated(k, ok))
-        self.stack.setMinimumHeight(190)
+        self.stack.setMinimumHeight(140)
         lay.addWidget(self.stack, 3)
         self.chooser.currentIndexChanged.connect(self._on_choose)
 
+        who = QtWidgets.QHBoxLayout()
+        self.operator = QtWidgets.QLineEdit()
+        self.operator.setPlaceholderText("operator (default: login name)")
+        self.note = QtWidgets.QLineEdit()
+        self.note.setPlaceholderText("note for the runs queued next, e.g. probe re-glued")
+        self.operator.setMaximumWidth(150)
+        who.addWidget(self.operator)
+        who.addWidget(self.note, 1)
+        lay.addLayout(who)
         row = QtWidgets.QHBoxLayout()
         self.add_button = QtWidgets.QPushButton("Add to queue")
         self.add_button.setToolTip("Check the parameters against the station limits and queue the run")
+        self.sequence_button = QtWidgets.QPushButton("Sequence…")
+        self.sequence_button.setToolTip("Queue a grid of runs: every combination of chosen parameter values")
         self.remove_button = QtWidgets.QPushButton("Remove")
-        self.clear_button = QtWidgets.QPushButton("Clear queue")
-        for b in (self.add_button, self.remove_button, self.clear_button):
+        self.clear_button = QtWidgets.QPushButton("Clear")
+        self.clear_button.setToolTip("Clear the queue (a running job stays)")
+        for b in (self.add_button, self.sequence_button, self.remove_button, self.clear_button):
+            b.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Fixed)
             row.addWidget(b)
         lay.addLayout(row)
         self.queue = QtWidgets.QListWidget()
@@ -71,7 +84,14 @@ class RunPanel(QtWidgets.QGroupBox):
         self.queue.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
         self.queue.setUniformItemSizes(True)
         lay.addWidget(self.queue, 1)
+        self.estimate = QtWidgets.QLabel("Queue empty")
+        self.estimate.setWordWrap(True)
+        self.estimate.setStyleSheet("color: #444;")
+        self.estimate.setToolTip("Estimated from each run's points and the seconds a point took in earlier runs "
+                                 "of the same kind (virtual lab: divided by its speed-up)")
+        lay.addWidget(self.estimate)
         self.jobs: list[Job] = []
+        self.estimator = None  # set by the window (needs the data home)
 
         ctl = QtWidgets.QHBoxLayout()
         self.start_button = QtWidgets.QPushButton("Start")
@@ -86,7 +106,7 @@ class RunPanel(QtWidgets.QGroupBox):
         lay.addLayout(ctl)
         self.banner = QtWidgets.QLabel("Idle")
         self.banner.setWordWrap(True)
-        self.banner.setMinimumHeight(34)
+        self.banner.setMinimumHeight(30)
         self.banner.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.banner)
         self.set_state("idle", "Idle — queue a run and press Start")
@@ -166,9 +186,22 @@ class RunPanel(QtWidgets.QGroupBox):
             job = Job("protocol", options=form.options(), overrides_text=form.overrides_text(), label=form.describe())
         else:
             job = Job(kind, values=form.values(), label=form.describe())
+        return self.enqueue(job)
+
+    def add_job(self, kind: str, values: dict, label: str | None = None) -> Job:
+        """Queue one procedure run with these values (the sequencer's grid points)."""
+        if label is None:
+            form = self.forms[kind]
+            changed = {k: v for k, v in values.items() if form.values().get(k) != v}
+            label = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in changed.items())
+            label = label or form.describe()
+        return self.enqueue(Job(kind, values=dict(values), label=label))
+
+    def enqueue(self, job: Job) -> Job:
+        job.operator = self.operator.text().strip() or None
+        job.notes = [self.note.text().strip()] if self.note.text().strip() else []
         self.jobs.append(job)
-        item = QtWidgets.QListWidgetItem()
-        self.queue.addItem(item)
+        self.queue.addItem(QtWidgets.QListWidgetItem())
         self.refresh_queue()
         self._update_buttons()
         return job
@@ -201,13 +234,24 @@ class RunPanel(QtWidgets.QGroupBox):
             item = self.queue.item(k)
             if item is None:
                 continue
-            item.setText(f"{marks.get(job.status, '?')} [{job.status}] {job.describe()}")
+            shown = job.display if job.status == "running" and job.display else job.status
+            mark = {"paused": "⏸", "pausing": "⏸", "aborting": "■"}.get(shown, marks.get(job.status, "?"))
+            item.setText(f"{mark} [{shown}] {job.describe()}")
             tip = job.describe()
             if job.result and job.result.get("reason"):
                 tip += "\n" + job.result["reason"]
             if job.result and job.result.get("path"):
                 tip += "\n" + str(job.result["path"])
             item.setToolTip(tip)
+        self.update_estimate()
+
+    def update_estimate(self, running_left: float | None = None) -> None:
+        if self.estimator is None:
+            return
+        try:
+            self.estimate.setText(self.estimator.queue_text(self.jobs, running_left=running_left))
+        except Exception as e:  # noqa: BLE001 - an estimate never breaks the queue
+            self.estimate.setText(f"no estimate ({e})")
 
     # ------------------------------------------------------------------ state
     def set_state(self, state: str, text: str) -> None:
@@ -222,6 +266,7 @@ class RunPanel(QtWidgets.QGroupBox):
         state = getattr(self, "state", "idle")
         busy = state in ("running", "pausing", "paused", "aborting")
         self.add_button.setEnabled(self.form().valid if hasattr(self.form(), "valid") else True)
+        self.sequence_button.setEnabled(self.form().kind != "protocol")
         self.start_button.setEnabled(self.connected and not busy and state != "replay"
                                      and self.next_job() is not None)
         self.pause_button.setEnabled(state == "running")

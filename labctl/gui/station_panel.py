@@ -36,22 +36,37 @@ class StationWorker(QtCore.QObject):
         self._timer: QtCore.QTimer | None = None
         self.is_connected = False
         self.polls = 0
+        self._last: dict[str, str] = {}  # role -> last polling error
 
     @QtCore.pyqtSlot()
     def start(self) -> None:
         st = self.station
-        info: dict = {}
         try:
             if not st.roles:
                 st.connect(tolerant=True)
         except Exception as e:  # a station that cannot even start: every role reports it
             for role in ROLES:
                 st.errors.setdefault(role, InstrumentError(str(e)))
-        for role in ROLES:
+        info = self._describe()
+        self.is_connected = True
+        self.connected.emit(info)
+        self._timer = QtCore.QTimer(self)
+        self._timer.timeout.connect(self.poll)
+        self._timer.start(self.interval_ms)
+        self.poll()
+
+    def _describe(self, roles=ROLES, info: dict | None = None) -> dict:
+        """Identity of each role, or the CLI's diagnostic detail (role, address, command sent, terminations)."""
+        st = self.station
+        info = dict(info or {})
+        for role in roles:
             rc = getattr(st.config, role)
-            entry = {"driver": rc.driver, "address": rc.address, "identity": "", "error": None}
+            entry = {"driver": rc.driver, "address": rc.address, "identity": "", "error": None,
+                     "terminations": f"read={rc.read_termination!r} write={rc.write_termination!r}",
+                     "timeout_ms": rc.timeout, "command": ""}
             if role in st.errors:
                 entry["error"] = str(st.errors[role])
+                entry["command"] = getattr(st.errors[role], "last_command", "") or ""
             elif role in st.roles:
                 obj = st.roles[role]
                 try:
@@ -59,6 +74,7 @@ class StationWorker(QtCore.QObject):
                         entry["identity"] = obj.identity()
                 except Exception as e:
                     entry["error"] = str(e)
+                    entry["command"] = getattr(e, "last_command", "") or ""
             else:
                 entry["error"] = "not connected"
             info[role] = entry
@@ -66,16 +82,37 @@ class StationWorker(QtCore.QObject):
             try:
                 d = st.lab.world.describe()
                 speed = getattr(st.clock, "speedup", 1.0)
-                info["_sim"] = (f"virtual lab: {d.get('sample')}, field model {d.get('field_model')}, "
-                                f"Tc {d.get('tc', float('nan')):.3g} K, speed-up "
+                # the field model is the rehearsal's hidden truth: sent apart, shown only when asked
+                info["_sim"] = (f"virtual lab: {d.get('sample')}, Tc {d.get('tc', float('nan')):.3g} K, speed-up "
                                 f"{'max' if speed == float('inf') else f'{speed:g}×'}")
+                info["_truth"] = {"field_model": d.get("field_model"), "sample": d.get("sample"),
+                                  "seed": getattr(getattr(st.config, "sim", None), "seed", None)}
             except Exception:
                 info["_sim"] = "virtual lab"
-        self.is_connected = True
+        return info
+
+    @QtCore.pyqtSlot()
+    def reconnect(self) -> None:
+        """Open again every role that failed (queries only, as at start) and report the result."""
+        st = self.station
+        failed = [r for r in ROLES if r in st.errors or r not in st.roles or self._last.get(r)]
+        for role in failed:
+            old = st.roles.pop(role, None)
+            if old is not None:
+                try:
+                    old.instrument.adapter.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            st.errors.pop(role, None)
+            try:
+                st.connect_role(role)
+            except InstrumentError as e:
+                st.errors[role] = e
+            except Exception as e:  # noqa: BLE001
+                st.errors[role] = InstrumentError(f"{role}: {type(e).__name__}: {e}", role=role)
+        info = self._describe()
+        self._last = {}
         self.connected.emit(info)
-        self._timer = QtCore.QTimer(self)
-        self._timer.timeout.connect(self.poll)
-        self._timer.start(self.interval_ms)
         self.poll()
 
     @QtCore.pyqtSlot()
@@ -91,6 +128,9 @@ class StationWorker(QtCore.QObject):
                     out[role] = {"state": obj.state(), "error": None}
             except Exception as e:
                 out[role] = {"state": {}, "error": str(e)}
+                self._last[role] = str(e)
+                continue
+            self._last.pop(role, None)
         self.polls += 1
         self.readings.emit(out)
 
@@ -194,8 +234,9 @@ class StationPanel(QtWidgets.QGroupBox):
         hh.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Interactive)
         hh.setSectionResizeMode(2, QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.table.setColumnWidth(1, 120)
-        self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.setFixedHeight(22 * len(ROLES) + 26)
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.verticalHeader().setMinimumSectionSize(18)
+        self.table.setFixedHeight(20 * len(ROLES) + 26)
         self.table.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         for row, role in enumerate(ROLES):
             item = QtWidgets.QTableWidgetItem("●  " + ROLE_TITLES[role])
@@ -204,6 +245,21 @@ class StationPanel(QtWidgets.QGroupBox):
             self.table.setItem(row, 1, QtWidgets.QTableWidgetItem("…"))
             self.table.setItem(row, 2, QtWidgets.QTableWidgetItem("—"))
         lay.addWidget(self.table)
+        self.problem_box = QtWidgets.QFrame()
+        self.problem_box.setStyleSheet("QFrame { background: #ffebee; border-radius: 4px; }")
+        pb = QtWidgets.QVBoxLayout(self.problem_box)
+        pb.setContentsMargins(6, 4, 6, 4)
+        self.problems = QtWidgets.QLabel("")
+        self.problems.setWordWrap(True)
+        self.problems.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problems.setStyleSheet("color: #b71c1c; background: transparent;")
+        self.reconnect_button = QtWidgets.QPushButton("Reconnect")
+        self.reconnect_button.setToolTip("Open the instruments that did not answer again (queries only)")
+        pb.addWidget(self.problems)
+        pb.addWidget(self.reconnect_button, 0, QtCore.Qt.AlignmentFlag.AlignRight)
+        self.problem_box.hide()
+        lay.addWidget(self.problem_box)
+        self.show_truth = False  # rehearsal: the virtual lab's field model stays hidden
         self.info: dict = {}
         self.last: dict = {}
         self.connection: dict[str, str] = {role: "connecting" for role in ROLES}
@@ -215,12 +271,44 @@ class StationPanel(QtWidgets.QGroupBox):
         item.setToolTip(tip)
         self.connection[role] = {True: "connected", False: "error", None: "connecting"}[ok]
 
-    def on_connected(self, info: dict) -> None:
-        self.info = info
+    def header_text(self) -> str:
+        info = self.info
         cfg = self.station.config
         ok = sum(1 for r in ROLES if not info.get(r, {}).get("error"))
         text = info.get("_sim") or f"{cfg.station.name} (backend {cfg.station.backend or 'system VISA'!r})"
-        self.summary.setText(f"{text} — {ok}/{len(ROLES)} roles connected")
+        truth = info.get("_truth")
+        if truth:
+            text += (f", field model {truth.get('field_model')}" if self.show_truth
+                     else " (rehearsal: field model hidden until the analysis)")
+        return f"{text} — {ok}/{len(ROLES)} roles connected"
+
+    def set_show_truth(self, on: bool) -> None:
+        self.show_truth = on
+        if self.info:
+            self.summary.setText(self.header_text())
+
+    def diagnostics(self) -> list[str]:
+        """One line per role that does not answer: role, driver, address, command sent, terminations, time-out."""
+        out = []
+        for role in ROLES:
+            e = self.info.get(role, {})
+            if not e.get("error"):
+                continue
+            detail = [f"driver {e.get('driver')}", f"address {e.get('address')}"]
+            if e.get("command"):
+                detail.append(f"command sent {e['command']!r}")
+            detail.append(f"terminations {e.get('terminations')}")
+            detail.append(f"time-out {e.get('timeout_ms')} ms")
+            out.append(f"{ROLE_TITLES[role]} ({role}) not answering: {e['error']} [{'; '.join(detail)}]")
+        return out
+
+    def on_connected(self, info: dict) -> None:
+        self.info = info
+        self.summary.setText(self.header_text())
+        lines = self.diagnostics()
+        self.problems.setText("\n".join(lines) + ("\nCheck the address, the cable and the terminations "
+                                                  "(the usual cause of time-outs), then Reconnect." if lines else ""))
+        self.problem_box.setVisible(bool(lines))
         for row, role in enumerate(ROLES):
             e = info.get(role, {})
             ident = e.get("identity") or ("NOT ANSWERING" if e.get("error") else "")
