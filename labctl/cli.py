@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_sim_serve)
 
     for module in ("labctl.cli_run", "labctl.cli_analysis", "labctl.bench", "labctl.report", "labctl.replay", "labctl.gui.cli",
-                   "labctl.cli_params", "labctl.export", "labctl.service.cli", "labctl.archive.cli"):
+                   "labctl.cli_params", "labctl.export", "labctl.service.cli", "labctl.archive.cli",
+                   "labctl.service.client"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as e:

@@ -255,3 +255,37 @@ def test_signal_to_the_service_aborts_the_run_with_the_ramp_down(tmp_path, sig):
     log = (Path(run["path"]) / "run.log").read_text()
     assert "ramped to 0 A" in log and "output off" in log and name in log
     assert "Traceback" not in s.stderr()
+
+
+# ----------------------------------------------------------------- the CLI as a client
+def test_cli_client_mode(tmp_path):
+    data = tmp_path / "data"
+    obs = add_key(data, "olga", "observer")
+    s = Serve(tmp_path, "cryo-C", speedup="30", data_dir=data)
+
+    def client(*args, key=None):
+        env = {**__import__("os").environ}
+        env.pop("LABCTL_KEY", None)
+        if key:
+            env["LABCTL_KEY"] = key
+        return subprocess.run([*LABCTL, "client", "--connect", s.url, *args], capture_output=True, text=True,
+                              timeout=120, cwd=ROOT, env=env)
+    try:
+        out = client("submit", "vi", "--set", "current_step=2")
+        assert out.returncode == 0 and "queued #1: vi current_step=2" in out.stdout, out.stderr
+        s.wait_rows(1)
+        out = client("status", key=obs)
+        assert out.returncode == 0 and "cryo-C: running" in out.stdout
+        refused = client("abort", key=obs)
+        assert refused.returncode == 1 and "403" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+        bad = client("submit", "vi", "--set", "current_step=-1")
+        assert bad.returncode == 1 and "current_step" in bad.stderr and "Traceback" not in bad.stderr
+        out = client("abort")
+        assert out.returncode == 0 and "abort" in out.stdout
+        s.wait_idle()
+        out = client("runs", key=obs)
+        assert out.returncode == 0 and "\tvi\taborted\t" in out.stdout
+    finally:
+        s.stop()
+    down = client("status")
+    assert down.returncode == 1 and "cannot reach" in down.stderr
