@@ -485,8 +485,13 @@ def execute(station, plan: Plan, data_dir: Path, runner: Runner, state: dict | N
     control = runner.control
     provenance = provenance or {}
     if not resume:
-        derived = {} if "vi" in steps else borrowed_results(catalog, station, plan, steps, say)
+        for step in steps:  # each value given is valid on its own (named first, before anything else)
+            build_procedure(step, plan.overrides.get(step, {}), step)
+        told: list[str] = []  # said once the plan is known to be valid (an error stays one line)
+        derived = {} if "vi" in steps else borrowed_results(catalog, station, plan, steps, told.append)
         protocol.check(derived)  # the whole plan against the limits, before anything moves
+        for line in told:
+            say(line)
         kind = "protocol" if len(steps) > 1 else steps[0]
         run_id, run_dir = new_run_dir(Path(data_dir), kind)
         state = {"id": run_id, "kind": kind, "station_file": station.config.source_path,
