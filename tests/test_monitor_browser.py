@@ -129,3 +129,25 @@ def test_page_without_a_key_when_keys_are_required(tmp_path, browser):
         assert not page.find_element("id", "abort").is_enabled()
     finally:
         s.stop()
+
+
+def test_alarms_are_shown_prominently(tmp_path, browser):
+    data = tmp_path / "data"
+    admin = add_key(data, "ada", "admin")
+    s = Serve(tmp_path, "cryo-L", speedup="30", data_dir=data)
+    try:
+        page = browser()
+        page.get(f"{s.url}/?key={admin}")
+        wait_for(lambda: "ada (admin)" in text(page, "who"), 60, what="signed in")
+        assert not page.find_element("id", "alarms").is_displayed()
+        r = s.request("POST", "/api/sim/fault", admin, json={"role": "gaussmeter", "fault": "drop"})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: page.find_element("id", "alarms").is_displayed(), 120, what="the alarm banner")
+        banner = text(page, "alarms")
+        assert "INSTRUMENT LOST" in banner and "field" in banner
+        color = page.find_element("id", "alarms").value_of_css_property("background-color")
+        assert color.replace(" ", "").startswith(("rgba(176,0,32", "rgb(176,0,32"))
+        alarms = [a for a in s.status()["alarms"] if a["kind"] == "instrument lost"]
+        assert len(alarms) == 1  # alarmed once, not at every poll
+    finally:
+        s.stop()

@@ -289,3 +289,27 @@ def test_cli_client_mode(tmp_path):
         s.stop()
     down = client("status")
     assert down.returncode == 1 and "cannot reach" in down.stderr
+
+
+def test_a_quench_is_an_alarm_and_the_run_ends_with_the_current_at_zero(tmp_path):
+    """The guard in the service process catches it (safety applies whoever asks); the alarm
+    reaches the status, the WebSocket and the page's banner."""
+    data = tmp_path / "data"
+    admin = add_key(data, "ada", "admin")
+    op = add_key(data, "oscar", "operator")
+    s = Serve(tmp_path, "cryo-Q", speedup="30", data_dir=data)
+    try:
+        assert s.request("POST", "/api/sim/fault", op, json={"role": "current_source", "fault": "quench"}).status_code == 403
+        s.submit("radial-field", ["ic=400"], key=op)
+        wait_for(lambda: (s.status()["readings"].get("current") or 0.0) > 20.0, 300, what="current flowing")
+        r = s.request("POST", "/api/sim/fault", admin, json={"role": "current_source", "fault": "quench"})
+        assert r.status_code == 200, r.text
+        st = s.wait_idle(timeout=300)
+        kinds = {a["kind"] for a in st["alarms"]}
+        assert "quench" in kinds, st["alarms"]
+        assert st["history"][-1]["status"] in ("aborted", "failed")
+        assert abs(st["readings"].get("current", 0.0)) < 0.5
+        bad = s.request("POST", "/api/sim/fault", admin, json={"role": "current_source", "fault": "meltdown"})
+        assert bad.status_code == 422 and "meltdown" in bad.json()["detail"]
+    finally:
+        s.stop()

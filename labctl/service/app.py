@@ -50,6 +50,12 @@ class MoveBody(BaseModel):
     index: int = Field(ge=0, description="new position in the queue (0 = next)")
 
 
+class FaultBody(BaseModel):
+    role: str = Field(description="current_source, voltmeter, temperature, gaussmeter or stage")
+    fault: str = Field(description="timeout, drop, garbage, overload, stall, sensor or quench")
+    on: bool = True
+
+
 class KeyBody(BaseModel):
     name: str
     role: str
@@ -150,6 +156,19 @@ def create_app(service, keys: KeyStore, audit: AuditLog, require_keys: bool, loc
         service._reconnect_missing()
         request.state.audit = f"errors now: {sorted(service.station.errors)}"
         return {"errors": {r: str(e) for r, e in service.station.errors.items()}}
+
+    @app.post("/api/sim/fault")
+    def sim_fault(body: FaultBody, request: Request, p: Principal = Depends(admin)):
+        """Virtual lab only: switch a fault on or off (rehearse alarms and the safety paths)."""
+        request.state.audit = f"{body.fault} on {body.role}: {'on' if body.on else 'off'}"
+        lab = service.station.lab
+        if lab is None:
+            raise HTTPException(409, "not a virtual-lab station: faults are only injected into the virtual lab")
+        try:
+            lab.inject(body.role, body.fault, body.on)
+        except (ValueError, KeyError) as e:
+            bad(str(e).strip("'\""))
+        return {"role": body.role, "fault": body.fault, "on": body.on}
 
     # ------------------------------------------------------------ queue
     @app.get("/api/queue")

@@ -72,6 +72,7 @@ class StationService:
         self.readings: dict = {}
         self.readings_time = None
         self.alarms: collections.deque = collections.deque(maxlen=100)
+        self.lost: set[str] = set()  # readings that failed while idle (alarmed once)
         self.stopping = False
         self.stop_reason = ""
         self.archive_state = {"configured": bool(archive_url), "ok": None, "last": None, "error": None}
@@ -340,10 +341,15 @@ class StationService:
         for key, fn in probes.items():
             try:
                 self.readings[key] = float(fn())
+                if key in self.lost:
+                    self.lost.discard(key)
+                    self.broadcast({"type": "log", "text": f"{key}: answering again"})
             except KeyError:
                 continue
-            except Exception as e:  # an instrument lost while idle: shown, never fatal
-                if key not in self.station.errors:
+            except Exception as e:  # an instrument lost while idle: one alarm, never fatal
+                self.readings.pop(key, None)
+                if key not in self.lost:
+                    self.lost.add(key)
                     self.alarm("instrument lost", f"{key}: {e}")
         self.readings_time = time.time()
         self.broadcast({"type": "readings", "readings": self.readings, "state": self.state()})
