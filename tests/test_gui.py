@@ -457,7 +457,9 @@ def test_sequencer_queues_a_grid_and_the_estimator_says_when_it_ends(qtbot, make
     assert len(rp.jobs) == 12 and all(j.kind == "vi" for j in rp.jobs)
     assert {(j.values["current_step"], j.values["temperature"], j.values["current_max"]) for j in rp.jobs} == {
         (c, t, m) for c in (2.0, 4.0, 6.0) for t in (6.5, 6.8) for m in (400.0, 500.0)}
-    assert "current_step=2" in rp.queue.item(0).text()
+    assert "current_step=2, temperature=6.5, current_max=400" in rp.queue.item(0).text()
+    assert all("current_step=" in rp.queue.item(k).text() and "temperature=" in rp.queue.item(k).text()
+               for k in range(12))  # every grid point says all its values
     text = rp.estimate.text()
     assert text.startswith("12 runs queued, about") and "finishes about" in text
     import re

@@ -130,7 +130,7 @@ class RunBrowser(QtWidgets.QWidget):
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
-        split.setSizes([640, 540])
+        split.setSizes([760, 420])
         lay.addWidget(split, 1)
 
         self.entries: list[dict] = []

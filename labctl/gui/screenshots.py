@@ -6,6 +6,11 @@
   for the instant of the grab (a stream subscriber waits on an Event).
 * ``run-browser.png``: the run browser with the protocol run selected and its
   analysis summary.
+* ``results-panel.png``: the results tab after the run (Tc, Ic, ratios with their
+  status, verdict, and the rehearsal's truth revealed beside it).
+* ``browser-context-menu.png``: the actions on a run (right click in the browser).
+* ``sequencer.png``: a grid of V–I runs being queued, with the estimate.
+* ``layout-1280x720.png``: the whole window at 1280×720.
 
 Works offscreen (``QT_QPA_PLATFORM=offscreen``) or on a real display (Xvfb).
 """
@@ -121,6 +126,72 @@ def take_screenshots(out_dir: str | Path = "docs/screenshots", data_dir: str | P
     _settle(app, 0.3)
     paths.append(out / "run-browser.png")
     win.grab().save(str(paths[1]))
+
+    # the results panel (the run's own analysis, started when it ended)
+    _wait(app, lambda: win.last_analysis is not None and not win.results.busy.isVisible(), timeout=120)
+    win.tabs.setCurrentWidget(win.results)
+    _settle(app, 0.3)
+    paths.append(out / "results-panel.png")
+    win.grab().save(str(paths[-1]))
+
+    # the browser's context menu, drawn over the window (a popup is its own window)
+    from PyQt6 import QtCore, QtGui
+
+    win.tabs.setCurrentWidget(br)
+    br.refresh()
+    br.select(run_id)
+    _settle(app, 0.2)
+    item = br.tree.currentItem()
+    rect = br.tree.visualItemRect(item)
+    menu = br.menu_for(br.selected())
+    at = br.tree.viewport().mapTo(win, rect.center() + QtCore.QPoint(40, 6))
+    menu.popup(br.tree.viewport().mapToGlobal(rect.center() + QtCore.QPoint(40, 6)))
+    exp = next(a for a in menu.actions() if a.text() == "Export")
+    menu.setActiveAction(exp)
+    _settle(app, 0.3)
+    shot = win.grab()
+    painter = QtGui.QPainter(shot)
+    painter.drawPixmap(at, menu.grab())
+    sub = exp.menu()
+    sub.popup(menu.mapToGlobal(menu.actionGeometry(exp).topRight()))
+    _settle(app, 0.2)
+    painter.drawPixmap(at + menu.actionGeometry(exp).topRight(), sub.grab())
+    painter.end()
+    sub.close()
+    menu.close()
+    paths.append(out / "browser-context-menu.png")
+    shot.save(str(paths[-1]))
+
+    # the sequencer: V–I at three current steps and two temperatures, with the queue's estimate
+    rp.choose("vi")
+    dlg = win.open_sequencer()
+    dlg.set_axis(0, "current_step", "2:6:2")
+    dlg.set_axis(1, "temperature", "6.5, 6.8")
+    _settle(app, 0.3)
+    shot = win.grab()
+    painter = QtGui.QPainter(shot)
+    pos = QtCore.QPoint((shot.width() - dlg.width()) // 2, (shot.height() - dlg.height()) // 2)
+    title_h = 26  # a title bar, as the window manager would draw it
+    painter.fillRect(QtCore.QRect(pos.x() - 1, pos.y() - title_h, dlg.width() + 2, title_h), QtGui.QColor("#37474f"))
+    painter.setPen(QtGui.QColor("white"))
+    painter.drawText(QtCore.QRect(pos.x() + 10, pos.y() - title_h, dlg.width() - 20, title_h),
+                     int(QtCore.Qt.AlignmentFlag.AlignVCenter), dlg.windowTitle())
+    painter.drawPixmap(pos, dlg.grab())
+    painter.setPen(QtGui.QPen(QtGui.QColor("#37474f"), 1))
+    painter.drawRect(QtCore.QRect(pos.x() - 1, pos.y() - title_h, dlg.width() + 1, dlg.height() + title_h))
+    painter.end()
+    dlg.queue_button.click()
+    paths.append(out / "sequencer.png")
+    shot.save(str(paths[-1]))
+
+    # the whole window at 1280x720, with the run's data plotted and the queue filled
+    win.resize(1280, 720)
+    win.open_run(win.last_result["path"])
+    _wait(app, lambda: win.plots.points("b_r") > 0, timeout=60)
+    win.tabs.setCurrentIndex(0)
+    _settle(app, 0.6)
+    paths.append(out / "layout-1280x720.png")
+    win.grab().save(str(paths[-1]))
     win.close()
     _settle(app, 0.2)
     if tmp is not None:

@@ -189,8 +189,11 @@ class Estimator:
     def queue_text(self, jobs: list, now: datetime | None = None, running_left: float | None = None) -> str:
         """'3 runs queued, about 1:23:00 — finishes about 14:32' (jobs still to run)."""
         todo = [j for j in jobs if j.status == "queued"]
-        if not todo and not running_left:
+        running = [j for j in jobs if j.status == "running"]
+        if not todo and not running:
             return "Queue empty"
+        if running and running_left is None:
+            running_left = self.seconds(running[0]) or 0.0
         secs = [self.seconds(j) for j in todo]
         known = [s for s in secs if s is not None]
         total = sum(known) + (running_left or 0.0)
@@ -198,7 +201,9 @@ class Estimator:
         finish = now + timedelta(seconds=total)
         day = "" if finish.date() == now.date() else finish.strftime(" %a %d %b")
         unknown = len(secs) - len(known)
-        text = (f"{len(todo)} run{'s' if len(todo) != 1 else ''} queued" if todo else "running")
+        text = (f"{len(todo)} run{'s' if len(todo) != 1 else ''} queued" if todo else "")
+        if running:
+            text = "1 running" + (f" + {text}" if text else "")
         text += f", about {hms(total)} — finishes about {finish.strftime('%H:%M')}{day}"
         if unknown:
             text += f" ({unknown} without an estimate)"
@@ -344,13 +349,15 @@ class SequencerDialog(QtWidgets.QDialog):
         self.queue_button.setEnabled(bool(self.runs))
 
     def accept_grid(self) -> None:
-        self.queued = [self.run_panel.add_job(self.kind, values) for values in self.runs]
+        names = [n for n, _ in self.axes()]
+        self.queued = [self.run_panel.add_job(self.kind, values, label=_label(values, names) or None)
+                       for values in self.runs]
         log.info("sequencer: queued %d %s run(s)", len(self.queued), self.kind)
         self.accept()
 
 
-def describe_values(values: dict, names: list[str]) -> str:
-    return ", ".join(f"{n} = {values[n]}" for n in names)
+def _label(values: dict, names: list[str]) -> str:
+    return ", ".join(f"{n}={values[n]:g}" if isinstance(values[n], float) else f"{n}={values[n]}" for n in names)
 
 
 def jobs_json(jobs: list) -> str:
