@@ -184,6 +184,8 @@ def _progress(stream, console, quiet: bool, total_steps: int):
 
     def on_event(topic, payload):
         if topic == "step":
+            if not progress.live.is_started:  # shown once something runs (not before a refusal)
+                progress.start()
             name = payload["step"]
             if payload["status"] == "running" and name not in tasks:
                 tasks[name] = progress.add_task(name, total=100.0, rows=0)
@@ -288,13 +290,11 @@ def _execute(args, station, plan, state, run_dir, home, pause_timeout) -> int:
         stream.subscribe(learn_run_id)
         try:
             with station.session("end of run"):
-                if progress:
-                    progress.start()
                 try:
                     final = execute(station, plan, home.path, runner, state=state, run_dir=run_dir,
                                     provenance=provenance, say=say)
                 finally:
-                    if progress:
+                    if progress and progress.live.is_started:
                         progress.stop()
         except LabctlError as e:
             if final is None:
