@@ -74,6 +74,25 @@ def test_sync_is_idempotent_and_complete(recorded, pg_url):
     assert {r["station"] for r in list_runs(pg_url)} == {"cryo-A", "cryo-B"}
 
 
+def test_an_exported_run_analyses_like_the_original(recorded, pg_url, tmp_path):
+    """labctl analyze works on a run taken back out of the archive: same Ic as from the station's folder."""
+    from labctl.analysis import analyze
+    from labctl.archive.sync import sync
+
+    assert sync(recorded, pg_url, "cryo-A").error is None
+    vi = next(p for p in recorded.iterdir() if p.name.endswith("-vi"))
+    out = subprocess.run([*LABCTL, "archive", "export", vi.name, "--station-name", "cryo-A", "--catalog", pg_url,
+                          "--to", str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    exported = tmp_path / vi.name
+    assert {p.name for p in exported.iterdir()} >= {"01-vi.csv", "parameters.json", "station.json", "run.log"}
+    original, copy = analyze(str(vi / "01-vi.csv")), analyze(str(exported / "01-vi.csv"))
+    assert copy["ic"] == pytest.approx(original["ic"], rel=1e-12)
+    res = subprocess.run([*LABCTL, "analyze", str(exported), "--json"], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+
+
 def test_a_database_outage_delays_the_sync_and_loses_nothing(recorded, pg_server, pg_url):
     from labctl.archive import db
     from labctl.archive.query import row_count

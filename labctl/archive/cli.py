@@ -100,6 +100,14 @@ def _rows(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from labctl.archive.query import export_run
+
+    path = export_run(_url(args), args.station_name, args.run, args.to)
+    print(f"exported to {path} (analyse it: labctl analyze {path})")
+    return 0
+
+
 def _stations(args) -> int:
     from labctl.archive.query import stations
 
@@ -125,7 +133,8 @@ def register(sub) -> None:
                               "[station] table.  examples:\n"
                               "  labctl archive sync --station lab.toml\n"
                               "  labctl archive runs --catalog postgresql://lab@db/labctl --sample Nb --status completed\n"
-                              "  labctl archive rows 20261129-101500-vi/vi --station-name cryostat-1 > vi.csv")
+                              "  labctl archive rows 20261129-101500-vi/vi --station-name cryostat-1 > vi.csv\n"
+                              "  labctl archive export 20261129-101500-vi --station-name cryostat-1 --to /tmp/runs")
     asub = p.add_subparsers(dest="archive_verb", metavar="ACTION")
     asub.required = True
     common = argparse.ArgumentParser(add_help=False)
@@ -149,5 +158,10 @@ def register(sub) -> None:
     rw.add_argument("run", help="run id, or run id/step")
     rw.add_argument("--station-name", metavar="NAME", required=True, help="the station that recorded it")
     rw.set_defaults(func=_rows)
+    ex = asub.add_parser("export", parents=[common], help="write an archived run back as a run folder (for analyze/report)")
+    ex.add_argument("run", help="run id, or run id/step")
+    ex.add_argument("--station-name", metavar="NAME", required=True, help="the station that recorded it")
+    ex.add_argument("--to", metavar="DIR", default=".", help="where to write it (default: the current folder)")
+    ex.set_defaults(func=_export)
     st = asub.add_parser("stations", parents=[common], help="the stations whose services report to the archive")
     st.set_defaults(func=_stations)

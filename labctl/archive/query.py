@@ -109,3 +109,53 @@ def stations(url: str) -> list[dict]:
             return out
     except sa.exc.SQLAlchemyError as e:
         raise ArchiveError(describe(e, url)) from None
+
+
+def export_run(url: str, station: str, run_id: str, dest) -> "Path":
+    """Write an archived run (or one step) back as a run folder under ``dest``: its
+    parameters.json, station.json and run.log, and each step's CSV (pymeasure header,
+    column line, rows, then its '# EVENT' lines), ready for ``labctl analyze`` or
+    ``labctl report``.  Returns the folder (or the CSV for a step)."""
+    import csv
+    import io
+    from pathlib import Path
+
+    r, rw, f = models.runs, models.rows, models.files
+    dest = Path(dest)
+    try:
+        with ready(url).connect() as conn:
+            entries = conn.execute(sa.select(r).where(r.c.station == station, sa.or_(
+                r.c.id == run_id, r.c.parent == run_id)).order_by(r.c.id)).all()
+            if not entries:
+                raise ArchiveError(f"no run {run_id!r} of station {station!r} in the archive")
+            top = run_id.split("/")[0]
+            folder = dest / top
+            folder.mkdir(parents=True, exist_ok=True)
+            written = folder
+            for e in entries:
+                blobs = {x.name: x.content for x in conn.execute(
+                    sa.select(f.c.name, f.c.content).where(f.c.station == station, f.c.run_id == e.id))}
+                if not e.columns:
+                    for name, content in blobs.items():
+                        if "/" not in name and name in ("parameters.json", "station.json", "run.log"):
+                            (folder / name).write_bytes(content)
+                    continue
+                comments = blobs.get("comments", b"").decode("utf-8").splitlines(keepends=True)
+                header = [c for c in comments if not c.startswith("# EVENT")]
+                events = [c for c in comments if c.startswith("# EVENT")]
+                buf = io.StringIO()
+                w = csv.writer(buf, lineterminator="\n")
+                w.writerow(json.loads(e.columns))
+                for x in conn.execute(sa.select(rw.c.data).where(rw.c.station == station, rw.c.run_id == e.id)
+                                      .order_by(rw.c.seq)):
+                    w.writerow(["nan" if v is None else v for v in json.loads(x.data)])
+                name = Path(e.path).name if e.path else e.id.replace("/", "-") + ".csv"
+                target = folder / name
+                target.write_text("".join(header) + buf.getvalue() + "".join(events), encoding="utf-8")
+                if e.id == run_id:
+                    written = target
+            return written
+    except ArchiveError:
+        raise
+    except sa.exc.SQLAlchemyError as e:
+        raise ArchiveError(describe(e, url)) from None

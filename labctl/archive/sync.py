@@ -64,6 +64,12 @@ def read_rows(path: Path) -> tuple[list[str], list[list]]:
     return columns, out
 
 
+def comment_lines(path: Path) -> str:
+    """The step file's comment lines (the pymeasure header, then '# EVENT' lines), in order."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return "".join(ln for ln in f if ln.startswith("#") and ln.endswith("\n"))
+
+
 def _local_entries(data_home: Path) -> list[dict]:
     from labctl.catalog import Catalog
 
@@ -119,6 +125,9 @@ def _push(eng: sa.Engine, station: str, entry: dict, parent: dict | None) -> int
     file_blobs: list[tuple[str, bytes]] = []
     if path is not None and path.is_file() and path.suffix.lower() == ".csv":
         columns, data = read_rows(path)
+        comments = comment_lines(path)
+        if comments:  # the pymeasure header and '# EVENT' lines: an export is the same file for analysis
+            file_blobs.append(("comments", comments.encode("utf-8")))
     elif path is not None and path.is_dir():
         for name in RUN_FILES:
             f = path / name
