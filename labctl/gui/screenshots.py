@@ -112,6 +112,8 @@ def take_screenshots(out_dir: str | Path = "docs/screenshots", data_dir: str | P
     win.grab().save(str(paths[0]))
     release.set()
     _wait(app, lambda: not win.run_active(), timeout=300)
+    # the run's own analysis (started when it ended) fills the results tab first
+    _wait(app, lambda: win.last_analysis is not None and not win.results.busy.isVisible(), timeout=120)
 
     br = win.browser
     win.tabs.setCurrentWidget(br)
@@ -121,7 +123,7 @@ def take_screenshots(out_dir: str | Path = "docs/screenshots", data_dir: str | P
     item = br.tree.currentItem()
     if item is not None:
         item.setExpanded(True)
-    win.analyse(win.last_result["path"])
+    win.analyse(win.last_result["path"], show=False)
     _wait(app, lambda: "radial field" in br.summary.toPlainText(), timeout=120)
     _settle(app, 0.3)
     paths.append(out / "run-browser.png")
