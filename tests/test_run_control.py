@@ -158,7 +158,7 @@ def test_unattended_pause_is_resumed_by_labctl_resume(tmp_path):
 
 def test_sighup_aborts_with_the_current_at_zero(tmp_path):
     data = tmp_path / "runs"
-    slow = _station_file(tmp_path, "slow.toml", speedup="20")  # virtual clock 20x: the run lasts seconds
+    slow = _station_file(tmp_path, "slow.toml", speedup="100")  # virtual clock 100x: the run lasts seconds
     proc = start("run", "radial-field", "--quiet", "--station", slow, "--data-dir", data, "--set", "ic=400",
                  "--set", "repeats=3")
     run_id = wait_started(data, proc, set())
@@ -401,14 +401,14 @@ def test_more_signals_during_the_ramp_down_never_skip_it(tmp_path):
     """SIGTERM at 320 A, then a storm of SIGTERM/SIGINT/SIGHUP while the current ramps
     down: the handlers only queue them, the ramp-down completes and the abort is recorded."""
     data = tmp_path / "runs"
-    slow = _station_file(tmp_path, "slow.toml", speedup="20")
+    slow = _station_file(tmp_path, "slow.toml", speedup="100")
     proc = start("run", "radial-field", "--quiet", "--station", slow, "--data-dir", data, "--set", "ic=400",
                  "--set", "currents=0.8", "--set", "repeats=3")
     run_id = wait_started(data, proc, set())
     wait_for_line(data / run_id / "01-radial-field.csv", "\n1,320.0,", proc)
     proc.send_signal(signal.SIGTERM)
     for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGINT", "SIGTERM"):
-        time.sleep(0.05)
+        time.sleep(0.02)
         proc.send_signal(getattr(signal, name))
     out, err = proc.communicate(timeout=TIMEOUT)
     assert_recorded_abort(data, run_id, proc, out, err, "SIGTERM")
