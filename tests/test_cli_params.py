@@ -74,3 +74,20 @@ def test_sample_presets_in_any_case():
     assert parser.parse_args(["gui", "--sample", "nb"]).sample == "Nb"
     assert parser.parse_args(["sim", "serve", "--sample", "PB"]).sample == "Pb"
     assert parser.parse_args(["sim", "serve", "--sample", "mgb2"]).sample == "MgB2"
+
+
+def test_protocol_example_piped_into_run(tmp_path):
+    """`labctl protocol example | labctl run protocol --protocol /dev/stdin`, as the issue asks."""
+    import subprocess
+    import sys
+
+    if not Path("/dev/stdin").exists():
+        pytest.skip("no /dev/stdin")
+    example = subprocess.run([sys.executable, "-m", "labctl", "protocol", "example"], capture_output=True, text=True,
+                             timeout=60, cwd=ROOT)
+    assert example.returncode == 0, example.stderr
+    run = subprocess.run([sys.executable, "-m", "labctl", "run", "protocol", "--protocol", "/dev/stdin",
+                          "--data-dir", str(tmp_path / "runs"), "--quiet"], input=example.stdout,
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "completed" in run.stdout
