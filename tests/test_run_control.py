@@ -416,3 +416,66 @@ def test_more_signals_during_the_ramp_down_never_skip_it(tmp_path):
     log = (data / run_id / "run.log").read_text()
     after = log[log.index("abort requested"):]
     assert "ramped to 0 A" in after and "output off" in after, after
+
+
+def _free_ports(n: int = 10) -> int:
+    import socket
+
+    for base in range(27600, 28600, 20):
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+def _genesys(address: str, *queries: str) -> list[str]:
+    import pyvisa
+
+    rm = pyvisa.ResourceManager("@py")
+    inst = rm.open_resource(address, read_termination="\r", write_termination="\r", timeout=5000)
+    try:
+        inst.write("ADR 6")
+        inst.read()
+        return [inst.query(q).strip() for q in queries]
+    finally:
+        inst.close()
+        rm.close()
+
+
+def test_sighup_over_tcp_leaves_the_supply_at_zero_read_from_the_supply(tmp_path):
+    """The honest check: the supply itself (the virtual lab served over TCP, outliving
+    labctl) reads 0 A with the output off after SIGHUP at 80 A."""
+    base = _free_ports()
+    server = start("sim", "serve", "--base-port", base, "--speedup", "100", "--sample", "Pb")
+    try:
+        while (line := server.stdout.readline()) and line.strip() != "ready":
+            pass
+        assert line, server.communicate(timeout=30)
+        text = (REPO / "labctl" / "stations" / "sim.toml").read_text().replace('backend = "sim"', 'backend = "@py"')
+        text = text.replace("[station]\n", "[station]\nspeedup = 100\n", 1)
+        for k in range(5):
+            text = text.replace(f"127.0.0.1::{5600 + k}::", f"127.0.0.1::{base + k}::")
+        station = tmp_path / "tcp.toml"
+        station.write_text(text)
+        data = tmp_path / "runs"
+        proc = start("run", "radial-field", "--quiet", "--station", station, "--data-dir", data, "--set", "ic=400",
+                     "--set", "repeats=3")
+        run_id = wait_started(data, proc, set())
+        wait_for_line(data / run_id / "01-radial-field.csv", "\n1,80.0,", proc)
+        proc.send_signal(signal.SIGHUP)
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert_recorded_abort(data, run_id, proc, out, err, "SIGHUP")
+        current, output = _genesys(f"TCPIP0::127.0.0.1::{base}::SOCKET", "MC?", "OUT?")
+        assert abs(float(current)) < 0.05 and output.upper() in ("OFF", "0"), (current, output)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=60)
