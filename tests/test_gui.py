@@ -668,3 +668,17 @@ def test_replay_defaults_to_about_a_minute_with_progress_and_eta(qtbot, make_win
     qtbot.waitUntil(lambda: win.last_replay is not None, timeout=60000)
     assert win.last_replay["status"] == "completed" and win.last_replay["rows"] == 401
     assert win.status_eta.text() == ""
+
+
+def test_an_instrument_that_stops_answering_while_idle_is_named_and_reconnected(qtbot, make_window):
+    win = make_window()
+    sp = win.station_panel
+    win.station.lab.inject("stage", "timeout")
+    qtbot.waitUntil(lambda: sp.problem_box.isVisibleTo(win), timeout=60000)
+    rc = win.station.config.stage
+    assert "stage" in sp.problems.text() and rc.address in sp.problems.text()
+    assert f"read={rc.read_termination!r}" in sp.problems.text()
+    win.station.lab.clear_faults()
+    qtbot.mouseClick(sp.reconnect_button, LEFT)
+    qtbot.waitUntil(lambda: not sp.problem_box.isVisibleTo(win), timeout=60000)
+    assert win.connected

@@ -337,6 +337,19 @@ class StationPanel(QtWidgets.QGroupBox):
                 item.setForeground(QtGui.QColor("#000"))
                 if self.connection.get(role) != "connected" and not self.info.get(role, {}).get("error"):
                     self._set_state(row, role, True, f"{ROLE_TITLES[role]}: connected")
+        polling = []
+        for role in ROLES:
+            err = (data.get(role) or {}).get("error")
+            if err:
+                rc = getattr(self.station.config, role)
+                polling.append(f"{ROLE_TITLES[role]} ({role}) stopped answering: {err} [driver {rc.driver}; address "
+                               f"{rc.address}; terminations read={rc.read_termination!r} "
+                               f"write={rc.write_termination!r}; time-out {rc.timeout} ms]")
+        lines = self.diagnostics() + polling
+        if lines or self.problem_box.isVisible():
+            self.problems.setText("\n".join(lines) + ("\nCheck the address, the cable and the terminations "
+                                                      "(the usual cause of time-outs), then Reconnect." if lines else ""))
+            self.problem_box.setVisible(bool(lines))
         cs = data.get("current_source", {}).get("state", {})
         tc = data.get("temperature", {}).get("state", {})
         gm = data.get("gaussmeter", {}).get("state", {})

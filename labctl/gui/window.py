@@ -683,6 +683,7 @@ class MainWindow(QtWidgets.QMainWindow):
             else:
                 self.last_export = result
                 log.info("exported %s as %s: %s", Path(path).name, fmt, result)
+                self.statusBar().showMessage(f"exported {fmt}: {result}", 15000)
 
         self.browser.set_busy(f"export-{fmt}", f"exporting {fmt}…")
         submit(lambda: export(path, fmt, output), on_done=done)
