@@ -88,7 +88,7 @@ class Serve:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
 
     def request(self, method: str, path: str, key: str | None = None, **kw) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        headers = {**({"Authorization": f"Bearer {key}"} if key else {}), **kw.pop("headers", {})}
         return httpx.request(method, self.url + path, headers=headers, timeout=60, **kw)
 
     def status(self, key: str | None = None) -> dict:

@@ -122,6 +122,16 @@ def test_service_is_loopback_only_without_host(served):
     assert s.request("GET", "/api/whoami", "lk_wrong").status_code == 401
 
 
+def test_other_origins_and_rebound_names_are_refused(served):
+    """Cross-site request forgery from another page in the operator's browser, and DNS rebinding."""
+    s, keys = served
+    assert s.request("POST", "/api/run/pause", headers={"Origin": "http://evil.example"}).status_code == 403
+    assert s.request("GET", "/api/status", headers={"Host": "evil.example"}).status_code == 403
+    port = s.url.rsplit(":", 1)[1]
+    assert s.request("GET", "/api/status", headers={"Origin": f"http://127.0.0.1:{port}"}).status_code == 200
+    assert s.request("GET", "/api/status", headers={"Host": f"localhost:{port}"}).status_code == 200
+
+
 def test_queue_live_rows_abort_and_audit(served):
     from websockets.sync.client import connect
 

@@ -87,9 +87,9 @@ def create_app(service, keys: KeyStore, audit: AuditLog, require_keys: bool, loc
     @app.middleware("http")
     async def guard(request: Request, call_next):
         client = request.client.host if request.client else None
-        if not require_keys and not is_loopback(client):  # a loopback-only service never answers others
-            response = JSONResponse({"detail": "this service accepts loopback clients only (start it with --host)"},
-                                    status_code=403)
+        refusal = foreign(request.headers, client)
+        if refusal:
+            response = JSONResponse({"detail": refusal}, status_code=403)
         else:
             try:
                 response = await call_next(request)
@@ -101,6 +101,22 @@ def create_app(service, keys: KeyStore, audit: AuditLog, require_keys: bool, loc
             audit.record(p.name if p else "unknown", p.role if p else None, client,
                          f"{request.method} {request.url.path}", outcome, getattr(request.state, "audit", None))
         return response
+
+    def foreign(headers, client: str | None) -> str | None:
+        """Why a request is refused before any key is looked at, or None.  A loopback-only
+        service answers loopback clients only, addressed by a loopback name (no DNS
+        rebinding); a page of another origin in the operator's browser gets nothing
+        (no cross-site request forgery: pause, abort and the queue need this page or a key)."""
+        if not require_keys and not is_loopback(client):
+            return "this service accepts loopback clients only (start it with --host)"
+        host = headers.get("host", "")
+        hostname = host.rsplit(":", 1)[0].strip("[]") if not host.startswith("[") or "]:" in host else host.strip("[]")
+        if not require_keys and hostname and not is_loopback(hostname):
+            return f"host {host!r} is not a loopback name: use http://127.0.0.1:PORT/"
+        origin = headers.get("origin")
+        if origin and origin != "null" and origin.split("://", 1)[-1] != host:
+            return f"requests from pages of another origin ({origin}) are refused"
+        return None
 
     def need(role: str):
         def dep(request: Request) -> Principal:
@@ -350,7 +366,7 @@ def create_app(service, keys: KeyStore, audit: AuditLog, require_keys: bool, loc
     @app.websocket("/ws")
     async def live(ws: WebSocket):
         client = ws.client.host if ws.client else None
-        if not require_keys and not is_loopback(client):
+        if foreign(ws.headers, client):
             await ws.close(code=1008)
             return
         key = ws.query_params.get("key") or None
