@@ -543,7 +543,12 @@ def execute(station, plan: Plan, data_dir: Path, runner: Runner, state: dict | N
                              src.get("tc", src.get("ic")), src["run"], src["path"])
             folder.write_state(state)
             station.prepare()  # run-start configuration (once per connection; connecting only queried)
-            folder.write_snapshot({**station.snapshot(), "provenance": provenance})
+            snapshot = {**station.snapshot(), "provenance": provenance}
+            if resume:  # the snapshots the earlier parts of the run were taken with are kept, as data
+                before = folder.read_snapshot() or {}
+                earlier = before.pop("earlier", []) if isinstance(before.get("earlier"), list) else []
+                snapshot["earlier"] = [*earlier, before] if before else earlier
+            folder.write_snapshot(snapshot)
             status, reason = _run_steps(protocol, steps, state, folder, runner, resume)
         except KeyboardInterrupt as e:  # no CLI handler (tests, scripts): still recorded
             status, reason = "aborted", f"interrupted ({e or 'KeyboardInterrupt'})"

@@ -315,6 +315,10 @@ def test_resume_never_loads_a_backend_named_by_the_run_folder(tmp_path):
     assert not marker.exists()
     state = json.loads((data / run_id / "parameters.json").read_text())
     assert state["status"] == "completed" and state["station_differences"]
+    snap = json.loads(snap_path.read_text())  # the station in force, and the earlier snapshot kept as data
+    assert snap["config"]["station"]["backend"] == "sim"
+    assert snap["earlier"][-1]["config"]["station"]["backend"] == str(evil)
+    assert snap["provenance"]["operator"] and state["resumes"][-1]["host"]
     # after the resume every step's row count matches its file
     for info in state["steps"].values():
         lines = [ln for ln in (data / run_id / info["file"]).read_text().splitlines()
