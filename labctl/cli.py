@@ -21,8 +21,36 @@ def _one_line(text: str) -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own errors: one line, exit 2
-        self.exit(2, f"labctl: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+    def error(self, message: str):  # argparse's own errors: one line, exit 2, in the user's words
+        self.exit(2, f"labctl: error: {_one_line(_user_words(message))} (see `{self.prog} --help`)\n")
+
+
+_POSITIONAL_WORDS = {"what": "step", "verb": "command", "VERB": "command", "station_verb": "action", "sim_verb": "action",
+                     "protocol_verb": "action", "ACTION": "action", "STEP": "step"}
+
+
+def _user_words(message: str) -> str:
+    """argparse's 'argument what: invalid choice: 'foo' (choose from 'a', 'b')' -> "unknown step 'foo'; choose
+    one of: a, b" (no internal destination names)."""
+    import re
+
+    m = re.match(r"argument ([^:]+): invalid choice: (.+?) \(choose from (.+)\)$", message)
+    if m:
+        name, value, choices = m.groups()
+        names = [n.strip() for n in name.split("/")]
+        what = next((_POSITIONAL_WORDS[n] for n in names if n in _POSITIONAL_WORDS), None)
+        if what is None:
+            what = next((n for n in names if n.startswith("--")), names[0]).lstrip("-").replace("_", " ")
+        return f"unknown {what} {value}; choose one of: {choices.replace(chr(39), '')}"
+    m = re.match(r"argument ([^:]+): (.+)$", message)
+    if m:
+        names = [n.strip() for n in m.group(1).split("/")]
+        shown = next((n for n in names if n.startswith("--")), None) or _POSITIONAL_WORDS.get(names[0], names[0])
+        detail = re.sub(r"^invalid (float|int) value: (.+)$",
+                        lambda k: f"{k.group(2)} is not {'a number' if k.group(1) == 'float' else 'a whole number'}",
+                        m.group(2))
+        return f"{shown}: {detail}"
+    return message
 
 
 def _station_check(args) -> int:

@@ -91,3 +91,17 @@ def test_protocol_example_piped_into_run(tmp_path):
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "completed" in run.stdout
+
+
+@pytest.mark.parametrize("argv, want", [
+    (["run", "foo"], "unknown step 'foo'; choose one of: protocol, rt, vi"),
+    (["frob"], "unknown command 'frob'; choose one of: station, sim, run"),
+    (["sim", "serve", "--sample", "xx"], "unknown sample 'xx'; choose one of: Pb, Sn"),
+    (["replay", "x", "--speed", "abc"], "--speed: 'abc' is not a number"),
+])
+def test_argument_errors_in_the_users_words(argv, want, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert want in err and "argument what" not in err and "invalid choice" not in err, err
