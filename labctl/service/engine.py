@@ -150,7 +150,7 @@ class StationService:
                 p = payload.get("percent") or 0.0
                 elapsed = time.time() - cur.get("step_started", time.time())
                 cur["eta_s"] = elapsed * (100.0 - p) / p if p > 0.5 else None
-            self.broadcast({"type": "progress", **payload})
+            self.broadcast({"type": "progress", **payload, "eta_s": cur.get("eta_s") if cur else None})
         elif topic == "step":
             status = payload.get("status")
             if cur is not None:
