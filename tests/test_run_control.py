@@ -19,7 +19,7 @@ import pytest
 
 from labctl.catalog import Catalog
 from labctl.errors import ConfigError
-from labctl.protocol import Plan, RunFolder, execute, load_protocol_file, new_run_dir, parse_sets
+from labctl.protocol import STEPS, Plan, RunFolder, execute, load_protocol_file, new_run_dir, parse_sets
 from labctl.runner import RunControl, Runner
 from labctl.station import Station
 from labctl.stream import LiveStream
@@ -96,34 +96,51 @@ def assert_recorded_abort(data: Path, run_id: str, proc, out: str, err: str, sig
 def test_sigterm_and_double_sigint_at_random_moments_always_record_an_abort(tmp_path):
     """20 tries, two processes at a time sharing one data folder (so run folder names
     made in the same second must not collide): SIGTERM, or SIGINT then SIGINT, at a
-    random moment of a protocol always ends in 'aborted' with reason and end time in
-    the catalog, an end line in run.log and the resume command on stderr."""
+    random moment of a protocol -- shortly after a random step starts, or after it
+    completes (while its analysis runs, between steps) -- always ends in 'aborted'
+    with reason and end time in the catalog, an end line in run.log and the resume
+    command on stderr."""
     data = tmp_path / "runs"
     rng = random.Random(13)
+    anchors = [f"step {s} start" for s in STEPS] + [f"step {s} completed" for s in STEPS[:-1]]
     known: set[str] = set()
-    outcomes: list[str] = []
+    outcomes: list[tuple[str, str]] = []
     for pair in range(10):
+        how = "SIGTERM" if pair % 2 == 0 else "SIGINT,SIGINT"
         procs = [start("run", "protocol", "--quiet", "--data-dir", data, *SHORT) for _ in range(2)]
         ids = [wait_started(data, p, known) for p in procs]
         assert len(set(ids)) == 2
-        # which process got which id does not matter: both are signalled the same way
-        how = "SIGTERM" if pair % 2 == 0 else "SIGINT,SIGINT"
-        for p in procs:
-            time.sleep(rng.uniform(0.0, 0.9))
-            for k, name in enumerate(how.split(",")):
-                if k:
-                    time.sleep(rng.uniform(0.0, 0.4))
-                p.send_signal(getattr(signal, name))
-        finished = [(p, *p.communicate(timeout=TIMEOUT)) for p in procs]
-        for run_id in ids:
-            mine = [f for f in finished  # --quiet ends with "<id> <status> <path>"
-                    if any(line.startswith(run_id + " ") for line in f[1].splitlines())]
-            assert len(mine) == 1, (run_id, [f[1] for f in finished], [f[2] for f in finished])
-            p, out, err = mine[0]
+        moments = [(rng.choice(anchors), rng.uniform(0.0, 0.1), rng.uniform(0.0, 0.3)) for _ in ids]
+        errors: list[BaseException] = []
+
+        def signal_at(run_id, anchor, delay, gap):
+            try:
+                pid = entry(data, run_id)["pid"]
+                proc = next(p for p in procs if p.pid == pid)
+                wait_for_line(data / run_id / "run.log", anchor, proc)
+                time.sleep(delay)
+                for k, name in enumerate(how.split(",")):
+                    if k:
+                        time.sleep(gap)
+                    proc.send_signal(getattr(signal, name))
+            except BaseException as e:  # reported by the main thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=signal_at, args=(run_id, *m)) for run_id, m in zip(ids, moments)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        finished = {p.pid: (p, *p.communicate(timeout=TIMEOUT)) for p in procs}
+        assert not errors, errors
+        for run_id, (anchor, _, _) in zip(ids, moments):
+            p, out, err = finished[entry(data, run_id)["pid"]]
             words = "SIGTERM" if how == "SIGTERM" else "SIGINT) twice"
             assert_recorded_abort(data, run_id, p, out, err, words)
-            outcomes.append(run_id)
+            outcomes.append((anchor, entry(data, run_id)["reason"]))
     assert len(known) == 20 and len(outcomes) == 20
+    assert len({anchor for anchor, _ in outcomes}) >= 6  # spread over the protocol
+    assert any("before step" in reason for _, reason in outcomes)  # between steps, too
 
 
 def test_sigint_without_a_terminal_ends_by_itself(tmp_path):
