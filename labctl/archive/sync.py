@@ -154,9 +154,15 @@ def _push(eng: sa.Engine, station: str, entry: dict, parent: dict | None) -> int
             set_={k: stmt.excluded[k] for k in record if k not in ("station", "id")} | {"synced": sa.func.now()}))
         conn.execute(sa.delete(models.rows).where(models.rows.c.station == station,
                                                   models.rows.c.run_id == entry["id"]))
-        for start in range(0, len(data), ROW_BATCH):
-            conn.execute(models.rows.insert(), [
-                {**key, "seq": start + i, "data": json.dumps(row)} for i, row in enumerate(data[start:start + ROW_BATCH])])
+        if data and conn.dialect.name == "postgresql":  # COPY: the rows in one stream, same transaction
+            cursor = conn.connection.driver_connection.cursor()
+            with cursor.copy("COPY rows (station, run_id, seq, data) FROM STDIN") as copy:
+                for i, row in enumerate(data):
+                    copy.write_row((station, entry["id"], i, json.dumps(row)))
+        else:
+            for start in range(0, len(data), ROW_BATCH):
+                conn.execute(models.rows.insert(), [{**key, "seq": start + i, "data": json.dumps(row)}
+                                                    for i, row in enumerate(data[start:start + ROW_BATCH])])
         if file_blobs:
             conn.execute(sa.delete(models.files).where(models.files.c.station == station,
                                                        models.files.c.run_id == entry["id"]))
