@@ -345,6 +345,13 @@ def _runs(args) -> int:
     since = _since(args.since)
     if args.kind and args.kind not in KINDS:
         raise ConfigError(f"--kind {args.kind!r}: choose one of {', '.join(KINDS)}")
+    if getattr(args, "catalog", None):  # issue 16: every station's runs in the shared archive
+        from labctl.archive.cli import list_archive
+
+        return list_archive(args)
+    if any(getattr(args, k, None) for k in ("sample", "operator", "station_name", "until")):
+        raise ConfigError("--sample, --operator, --station-name and --until filter the shared archive: "
+                          "add --catalog postgresql://...")
     home = datadir.resolve(args.data_dir, station_file=args.station)
     if not (home.path / Catalog.FILENAME).exists():
         rows = []
@@ -521,6 +528,11 @@ def register(sub) -> None:
     runs.add_argument("--since", help="started on or after this ISO date, e.g. 2026-11-01")
     runs.add_argument("--steps", action="store_true", help="include the steps of each protocol")
     runs.add_argument("--json", action="store_true", help="JSON list on stdout")
+    runs.add_argument("--catalog", metavar="URL", help="list every station's runs from the shared archive "
+                                                       "(postgresql://...) instead of the local catalog")
+    from labctl.archive.cli import add_filters  # --station-name, --sample, --operator, --until
+
+    add_filters(runs)
     runs.set_defaults(func=_runs)
 
     resume = sub.add_parser(

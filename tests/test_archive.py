@@ -28,8 +28,8 @@ def recorded(tmp_path_factory):
     return home
 
 
-def archive_runs(url: str, *args: str) -> list[dict]:
-    out = subprocess.run([*LABCTL, "archive", "runs", "--catalog", url, "--json", *args], capture_output=True,
+def archive_runs(url: str, *args: str, verb=("archive", "runs")) -> list[dict]:
+    out = subprocess.run([*LABCTL, *verb, "--catalog", url, "--json", *args], capture_output=True,
                          text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -114,6 +114,12 @@ def test_a_database_outage_delays_the_sync_and_loses_nothing(recorded, pg_server
         assert row_count(pg_url, "cryo-A", step_id) == n
 
 
+def test_archive_filters_without_an_archive_are_bad_input(tmp_path):
+    out = subprocess.run([*LABCTL, "runs", "--sample", "Nb", "--data-dir", str(tmp_path)], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 2 and "--catalog" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
 def test_bad_catalog_url_is_one_line(tmp_path):
     out = subprocess.run([*LABCTL, "archive", "runs", "--catalog", "mysql://x/y"], capture_output=True, text=True,
                          timeout=60, cwd=ROOT)
@@ -149,8 +155,13 @@ def test_two_stations_one_archive_and_the_database_killed_mid_run(tmp_path, pg_s
             wait_for(lambda: all(row_count(pg_url, s.name, k) == n for k, n in local.items()), 60,
                      what=f"{s.name} rows in the archive")
         # the listing over all stations, from the CLI: labctl archive runs / labctl runs --catalog
-        listed = archive_runs(pg_url)
+        listed = archive_runs(pg_url, verb=("runs",))
+        assert listed == archive_runs(pg_url)
         assert {r["station"] for r in listed} == {"cryo-A", "cryo-B"}
+        assert [r["station"] for r in archive_runs(pg_url, "--station-name", "cryo-B", verb=("runs",))] == ["cryo-B"]
+        table = subprocess.run([*LABCTL, "runs", "--catalog", pg_url], capture_output=True, text=True, timeout=120,
+                               cwd=ROOT)
+        assert table.returncode == 0 and "cryo-A" in table.stdout and "cryo-B" in table.stdout
         assert all(r["status"] == "completed" and r["rows"] > 0 for r in listed)
         for r in listed:
             assert r["rows"] == sum(local_row_counts(tmp_path / f"data-{r['station']}").values())
