@@ -100,7 +100,7 @@ def _serve(args) -> int:
             previous[sig] = signal.signal(sig, handler)
     service.start()
     app = create_app(service, keys, audit, require_keys, local_role=args.local_role)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=args.port, log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=args.port, log_level="critical",
                                            access_log=False, ws="websockets-sansio", lifespan="off"))
     thread = threading.Thread(target=server.run, name="labctl-http", daemon=True)
     thread.start()

@@ -402,7 +402,8 @@ class StationService:
                 item["status"], item["reason"] = "failed", str(e)
                 self.alarm("run failed", f"queue item {item['id']} ({item['what']}): {e}")
         except Exception as e:  # a bug: recorded, one line, the service goes on
-            log.exception("queue item %s failed", item["id"])
+            log.error("queue item %s failed: %s: %s", item["id"], type(e).__name__, e)
+            log.debug("traceback", exc_info=True)
             item["status"], item["reason"] = "failed", f"{type(e).__name__}: {e}"
             self.alarm("run failed", f"queue item {item['id']}: {item['reason']}")
         finally:
