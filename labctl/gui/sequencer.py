@@ -151,10 +151,10 @@ class Estimator:
         from labctl.protocol import Protocol, build_procedure
 
         out = {}
-        plan = job.plan()
         if job.kind == "resume":
             return {}
         try:
+            plan = job.plan()
             if job.kind == "protocol":
                 proto = Protocol(self.station, plan)
                 derived = {"tc": self.station.config.sample.expected_tc,

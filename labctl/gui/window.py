@@ -348,7 +348,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.step_status.clear()
         self.step_rows.clear()
         self.current_step = None
-        plan = job.plan()
+        try:
+            plan = job.plan()
+        except Exception as e:  # noqa: BLE001 - e.g. a resume of a folder that is no longer a run
+            job.status, job.result = "refused", {"reason": str(e)}
+            self.current_job = None
+            log.error("%s not started: %s", job.describe(), e)
+            self.run_panel.refresh_queue()
+            self.run_panel.set_state("idle", f"{job.describe()} refused: {e}")
+            return False
         self.step_total = len([s for s in plan.steps if s != "radial-scan" or plan.options.get("scan", True)])
         self._job_estimate = self.estimator.seconds(job)
         self.step_index = 0
