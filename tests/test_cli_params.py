@@ -105,3 +105,34 @@ def test_argument_errors_in_the_users_words(argv, want, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert want in err and "argument what" not in err and "invalid choice" not in err, err
+
+
+def test_readme_lists_every_xcb_library_qt_needs():
+    """The README's apt-get line names the Debian/Ubuntu package of every xcb/xkb library Qt's xcb
+    platform plugin links (ldd), so a desktop install does not fail on a missing libxcb-*.so."""
+    import re
+    import shutil
+    import subprocess
+
+    qt = pytest.importorskip("PyQt6")
+    if not shutil.which("ldd"):
+        pytest.skip("no ldd")
+    base = Path(qt.__file__).parent / "Qt6"
+    libs = set()
+    for f in [base / "plugins" / "platforms" / "libqxcb.so", *sorted((base / "lib").glob("libQt6XcbQpa.so*"))[:1]]:
+        if f.exists():
+            out = subprocess.run(["ldd", str(f)], capture_output=True, text=True).stdout
+            libs |= set(re.findall(r"^\s*(lib(?:xcb|X11-xcb|xkbcommon)[\w.-]*?\.so\.\d+)", out, flags=re.M))
+    if not libs:
+        pytest.skip("Qt's xcb plugin not found")
+
+    def package(so: str) -> str:
+        name, num = re.match(r"lib(.+)\.so\.(\d+)$", so).groups()
+        name = name.lower()
+        return f"lib{name}-{num}" if name[-1].isdigit() else f"lib{name}{num}"
+
+    text = (ROOT / "README.md").read_text()
+    line = re.search(r"sudo apt-get install ([^`]+?)\n```", text, flags=re.S).group(1)
+    listed = set(line.replace("\\", " ").split())
+    missing = sorted(package(so) for so in libs if package(so) not in listed)
+    assert not missing, missing
