@@ -157,9 +157,16 @@ def create_app(service, keys: KeyStore, audit: AuditLog, require_keys: bool, loc
             from labctl.archive.query import stations as archived
 
             try:
+                from datetime import datetime, timezone
+
+                stale_after = max(30.0, 6 * service.sync_period)
                 for s in archived(service.archive_url):
                     if s["name"] != service.name and s.get("state"):
-                        out.append({**s["state"], "updated": s["updated"], "remote": True})
+                        entry = {**s["state"], "updated": s["updated"], "remote": True}
+                        age = (datetime.now(timezone.utc) - datetime.fromisoformat(s["updated"])).total_seconds()
+                        if age > stale_after and entry.get("state") != "stopped":
+                            entry["state"] = f"no report for {age:.0f} s"
+                        out.append(entry)
             except LabctlError as e:
                 error = str(e)
         return {"stations": out, "error": error}

@@ -288,7 +288,9 @@ class StationService:
     def state(self) -> str:
         c = self.control
         if c is None:
-            return "stopping" if self.stopping else "idle"
+            if self.stopping:
+                return "stopped" if not self._worker.is_alive() else "stopping"
+            return "idle"
         if c.aborted:
             return "aborting"
         if c.paused.is_set():
