@@ -178,3 +178,20 @@ def test_two_stations_one_archive_and_the_database_killed_mid_run(tmp_path, pg_s
     finally:
         a.stop()
         b.stop()
+
+
+def test_the_archive_url_comes_from_the_flag_the_environment_or_the_station_file(tmp_path, monkeypatch):
+    from labctl.archive import redact, resolve_url
+    from labctl.config import load_station
+    from labserve import station_file
+
+    path = station_file(tmp_path, "cryo-U")
+    path.write_text(path.read_text().replace('[station]\n', '[station]\ncatalog = "postgresql://lab@db/labctl"\n', 1))
+    config = load_station(path)
+    monkeypatch.delenv("LABCTL_CATALOG", raising=False)
+    assert resolve_url(None, config)[0] == "postgresql://lab@db/labctl"
+    assert resolve_url(None, load_station(None)) == (None, "no archive configured (the local SQLite catalog only)")
+    monkeypatch.setenv("LABCTL_CATALOG", "postgresql://env@db/x")
+    assert resolve_url(None, config) == ("postgresql://env@db/x", "LABCTL_CATALOG")
+    assert resolve_url("postgresql://flag@db/y", config)[1] == "--catalog"
+    assert redact("postgresql://u:secret@db/x") == "postgresql://u:***@db/x"
