@@ -316,6 +316,11 @@ def _execute(args, station, plan, state, run_dir, home, pause_timeout) -> int:
         if final["status"] != "completed":
             print(f"labctl: run {final['status']}: {final.get('reason', '')}", file=sys.stderr)
             print(f"labctl: continue it with: {_resume_hint(final, args, home)}", file=sys.stderr)
+    from labctl.archive.cli import push_after_run  # issue 16: local first, then the shared archive if named
+
+    archived = push_after_run(station.config, home.path)
+    if archived:
+        print(f"labctl: {archived}", file=sys.stderr)
     return EXIT_FOR_STATUS.get(final["status"], 1)
 
 

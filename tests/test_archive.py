@@ -195,3 +195,31 @@ def test_the_archive_url_comes_from_the_flag_the_environment_or_the_station_file
     assert resolve_url(None, config) == ("postgresql://env@db/x", "LABCTL_CATALOG")
     assert resolve_url("postgresql://flag@db/y", config)[1] == "--catalog"
     assert redact("postgresql://u:secret@db/x") == "postgresql://u:***@db/x"
+
+
+def test_labctl_run_on_a_station_naming_an_archive_pushes_the_run(tmp_path, pg_server, pg_url):
+    """The same code on one PC: a station file with catalog = URL archives each run after it ends;
+    with the database down the run still completes (exit 0) and says how to push it later."""
+    from labctl.archive.query import list_runs
+    from labserve import station_file
+
+    path = station_file(tmp_path, "cryo-R", speedup="max")
+    path.write_text(path.read_text().replace('[station]\n', f'[station]\ncatalog = "{pg_url}"\n', 1))
+    env = {k: v for k, v in __import__("os").environ.items() if k != "LABCTL_CATALOG"}
+    out = subprocess.run([*LABCTL, "run", "vi", "--quiet", "--station", str(path), "--data-dir", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    assert "archived in" in out.stderr
+    assert [(r["station"], r["kind"], r["status"]) for r in list_runs(pg_url)] == [("cryo-R", "vi", "completed")]
+    pg_server.stop()
+    try:
+        out = subprocess.run([*LABCTL, "run", "rt", "--quiet", "--station", str(path), "--data-dir",
+                              str(tmp_path / "d")], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
+                             stdin=subprocess.DEVNULL)
+    finally:
+        pg_server.start()
+    assert out.returncode == 0 and "labctl archive sync" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([*LABCTL, "archive", "sync", "--station", str(path), "--data-dir", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr
+    assert sorted(r["kind"] for r in list_runs(pg_url)) == ["rt", "vi"]

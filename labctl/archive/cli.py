@@ -165,3 +165,24 @@ def register(sub) -> None:
     ex.set_defaults(func=_export)
     st = asub.add_parser("stations", parents=[common], help="the stations whose services report to the archive")
     st.set_defaults(func=_stations)
+
+
+def push_after_run(config, data_home) -> str | None:
+    """After ``labctl run`` / ``resume`` on a station whose file (or LABCTL_CATALOG) names an
+    archive: push the finished run.  Returns one line for the user, or None without an
+    archive.  Never raises and never changes the run's outcome: the run is safe locally."""
+    from labctl.archive import redact, resolve_url
+    from labctl.archive.sync import sync
+    from labctl.errors import LabctlError
+
+    try:
+        url, _ = resolve_url(None, config)
+    except LabctlError as e:
+        return f"archive not used: {e}"
+    if url is None:
+        return None
+    report = sync(data_home, url, config.station.name)
+    if report.error:
+        return (f"the run is recorded locally; the archive {redact(url)} was not reachable ({report.error}); "
+                f"`labctl archive sync` pushes it later")
+    return f"archived in {redact(url)}: {len(report.pushed)} run(s)/step(s), {report.rows} rows"
