@@ -172,7 +172,6 @@ def push_after_run(config, data_home) -> str | None:
     archive: push the finished run.  Returns one line for the user, or None without an
     archive.  Never raises and never changes the run's outcome: the run is safe locally."""
     from labctl.archive import redact, resolve_url
-    from labctl.archive.sync import sync
     from labctl.errors import LabctlError
 
     try:
@@ -181,6 +180,7 @@ def push_after_run(config, data_home) -> str | None:
         return f"archive not used: {e}"
     if url is None:
         return None
+    from labctl.archive.sync import sync  # SQLAlchemy only when an archive is named
     report = sync(data_home, url, config.station.name)
     if report.error:
         return (f"the run is recorded locally; the archive {redact(url)} was not reachable ({report.error}); "
