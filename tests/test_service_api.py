@@ -228,6 +228,15 @@ def test_with_host_every_request_needs_a_valid_key(tmp_path):
             assert r.status_code in (401, 403), (method, path, r.status_code)
             assert s.request(method, path, "lk_not-a-key").status_code in (401, 403)
         assert s.request("GET", "/api/status", obs).status_code == 200
+        addr = primary_address()
+        if addr is not None:  # from the machine's network address, as another PC would come
+            import httpx
+
+            remote = f"http://{addr}:{s.url.rsplit(':', 1)[1]}"
+            assert httpx.get(remote + "/api/status", timeout=30).status_code == 401
+            assert httpx.post(remote + "/api/run/abort", timeout=30).status_code == 401
+            assert httpx.get(remote + "/api/status", headers={"Authorization": f"Bearer {obs}"},
+                             timeout=30).status_code == 200
         assert s.request("POST", "/api/run/abort", obs).status_code == 403
         assert s.request("POST", "/api/run/abort", op).status_code == 200  # nothing running: still allowed
         from websockets.sync.client import connect
