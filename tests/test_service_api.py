@@ -193,6 +193,23 @@ def test_queue_live_rows_abort_and_audit(served):
     assert all({"time", "who", "role", "client", "action", "outcome"} <= set(a) for a in audit)
 
 
+def test_pause_ramps_down_and_resume_goes_on(served):
+    s, keys = served
+    s.submit("vi", ["current_step=2"], key=keys["op"])
+    s.wait_rows(3)
+    assert s.request("POST", "/api/run/pause", keys["op"]).json()["state"] in ("pausing", "paused")
+    wait_for(lambda: s.status()["state"] == "paused", 120, what="paused")
+    rows = s.status()["run"]["step_rows"]
+    assert s.request("POST", "/api/run/resume", keys["op"]).json()["message"] == "resuming"
+    wait_for(lambda: s.status()["state"] == "running" and s.status()["run"]["step_rows"] > rows, 120,
+             what="rows after the resume")
+    s.request("POST", "/api/run/abort", keys["op"])
+    st = s.wait_idle()
+    assert st["history"][-1]["status"] == "aborted"
+    log = (s.data_dir / st["history"][-1]["run_id"] / "run.log").read_text()
+    assert "paused at a safe point" in log and "resumed" in log
+
+
 def test_analysis_of_a_recorded_run(served):
     s, keys = served
     runs = s.request("GET", "/api/runs", keys["obs"]).json()
