@@ -84,7 +84,7 @@ def bench_archive(workdir: Path, rows: int, repeats: int) -> list[dict]:
         out[-1]["note"] = (
             f"labctl.archive.sync.sync(): one finished radial-field step of {rows} rows × {len(ROW_COLUMNS)} columns "
             "read from its CSV in the station's data home and written with its catalog row in one transaction "
-            "(rows as JSON, 5000 per batch) into a fresh database each time: PostgreSQL "
+            "(rows as JSON; COPY into PostgreSQL, 5000-row batches into SQLite) into a fresh database each time: PostgreSQL "
             f"{os.path.basename(os.path.dirname(server.bindir))} started by the suite on 127.0.0.1 "
             "(fsync off, as in the tests), and the same code on a SQLite file (the local side). Alternating order. "
             "The station's own recording during a run is the pipeline suite's figure: the archive is written after "
