@@ -64,6 +64,7 @@ class StationService:
         self._ids = itertools.count(1)
         self.queue: list[dict] = []
         self.history: collections.deque = collections.deque(maxlen=50)  # items that ran
+        self._shared = threading.Lock()  # alarms and history: appended by the worker, read by HTTP threads
         self.cv = threading.Condition()
         self.control = None
         self.current: dict | None = None
@@ -127,7 +128,8 @@ class StationService:
 
     def alarm(self, kind: str, text: str) -> None:
         entry = {"time": time.time(), "kind": kind, "text": text}
-        self.alarms.append(entry)
+        with self._shared:
+            self.alarms.append(entry)
         log.warning("alarm: %s: %s", kind, text)
         self.broadcast({"type": "alarm", **entry})
 
@@ -172,12 +174,14 @@ class StationService:
             self.alarm(kind, f"step {payload.get('step')}: {text}")
 
     def _readings_from_row(self, row: dict) -> None:
+        readings = dict(self.readings)  # readers see whole snapshots: the dict is replaced, never changed
         for key, names in READING_COLUMNS.items():
             for n in names:
                 v = row.get(n)
                 if isinstance(v, (int, float)) and math.isfinite(v):
-                    self.readings[key] = float(v)
+                    readings[key] = float(v)
                     break
+        self.readings = readings
         self.readings_time = time.time()
 
     # ---------------------------------------------------------------- queue
@@ -262,7 +266,9 @@ class StationService:
         if c is None:
             return "nothing is running"
         c.pause()
-        self.current["paused_since"] = time.time()
+        cur = self.current
+        if cur is not None:
+            cur["paused_since"] = time.time()
         return "pausing at the next safe point with the current ramped to zero"
 
     def resume(self) -> str:
@@ -272,7 +278,9 @@ class StationService:
         if not c.pause_requested:
             return "the run is not paused"
         c.resume()
-        self.current.pop("paused_since", None)
+        cur = self.current
+        if cur is not None:
+            cur.pop("paused_since", None)
         return "resuming"
 
     def abort(self, reason: str) -> str:
@@ -301,16 +309,18 @@ class StationService:
 
     def status(self) -> dict:
         cur = self.current
+        with self._shared:
+            alarms, history = list(self.alarms), list(self.history)
         run = None
         if cur is not None:
             run = {k: cur.get(k) for k in ("item", "run_id", "what", "step", "kind", "percent", "eta_s", "rows",
                                            "step_rows", "started", "operator", "steps_done", "paused_since")}
         return clean({
             "station": self.name, "sim": self.station.is_sim, "state": self.state(), "run": run,
-            "readings": dict(self.readings), "readings_time": self.readings_time,
-            "errors": {r: str(e) for r, e in self.station.errors.items()},
-            "alarms": list(self.alarms)[-20:], "queue": self.queue_view(),
-            "history": [self._public({k: v for k, v in h.items() if k != "final"}) for h in list(self.history)[-10:]],
+            "readings": self.readings, "readings_time": self.readings_time,
+            "errors": {r: str(e) for r, e in dict(self.station.errors).items()},
+            "alarms": alarms[-20:], "queue": self.queue_view(),
+            "history": [self._public({k: v for k, v in h.items() if k != "final"}) for h in history[-10:]],
             "archive": dict(self.archive_state), "data_home": str(self.data_home), "time": time.time(),
             "url": self.service_url,
         })
@@ -340,21 +350,23 @@ class StationService:
         st = self.station
         probes = {"current": lambda: st.current_source.current, "temperature": lambda: st.temperature.temperature,
                   "field": lambda: st.gaussmeter.read_field(), "position": lambda: st.stage.position}
+        readings = dict(self.readings)
         for key, fn in probes.items():
             try:
-                self.readings[key] = float(fn())
+                readings[key] = float(fn())
                 if key in self.lost:
                     self.lost.discard(key)
                     self.broadcast({"type": "log", "text": f"{key}: answering again"})
             except KeyError:
                 continue
             except Exception as e:  # an instrument lost while idle: one alarm, never fatal
-                self.readings.pop(key, None)
+                readings.pop(key, None)
                 if key not in self.lost:
                     self.lost.add(key)
                     self.alarm("instrument lost", f"{key}: {e}")
+        self.readings = readings
         self.readings_time = time.time()
-        self.broadcast({"type": "readings", "readings": self.readings, "state": self.state()})
+        self.broadcast({"type": "readings", "readings": readings, "state": self.state()})
 
     def _reconnect_missing(self) -> None:
         from labctl.config import ROLES
@@ -429,7 +441,8 @@ class StationService:
                     self.alarm("run failed", f"run {final['id']}: {final.get('reason', '')}")
             item["ended"] = time.time()
             item["final"] = final
-            self.history.append(item)
+            with self._shared:
+                self.history.append(item)
             self.control = None
             self.current = None
             if any(isinstance(e, LabctlError) and "DANGER" in str(e) for e in self.station.errors.values()):
