@@ -267,17 +267,22 @@ def test_ctrl_c_pauses_then_second_ctrl_c_aborts_with_current_at_zero(tmp_path):
     assert step["status"] == "aborted"
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_residual_voltage_drift_does_not_fake_a_trend(tmp_path, seed):
+def test_residual_voltage_drift_does_not_fake_a_trend(tmp_path):
     """Meissner Pb has no residual voltage: a drifting thermal EMF with ramp times that
     grow with I must not show up as a significant slope (it did before the readings
-    were interpolated in time)."""
+    were interpolated in time).  Judged in bulk, as a p-value should be: over ten seeded
+    runs (each with its own drift) the p-values are those of no trend -- at most two
+    below 0.05 (a binomial 10 x 5 % gives 0-2 in 99 % of cases) and none below 0.001."""
     from labctl.analysis import analyze
 
-    station, state = run_plan(tmp_path, ["residual"], sets=["ic=430"], seed=seed)
-    drift = station.lab.world.imperfections.emf_drift
-    result = analyze(str(Path(state["path"]) / "01-residual.csv"), kind="residual")
-    assert result["p_two_sided"] > 0.01, (seed, drift, result["slope"], result["slope_err"])
+    seen = []
+    for seed in range(1, 11):
+        station, state = run_plan(tmp_path / str(seed), ["residual"], sets=["ic=430"], seed=seed)
+        drift = station.lab.world.imperfections.emf_drift
+        result = analyze(str(Path(state["path"]) / "01-residual.csv"), kind="residual")
+        seen.append((seed, drift, result["p_two_sided"]))
+    assert sum(p < 0.05 for _, _, p in seen) <= 2, seen
+    assert min(p for _, _, p in seen) > 1e-3, seen
 
 
 def test_bipolar_source_measures_both_polarities(tmp_path):

@@ -113,9 +113,10 @@ class Voltmeter(Role):
             self.clock.sleep(settle)
             t0 = self.clock.now()
             v = self.read_average(n)[0]
+            t_mid = 0.5 * (t0 + self.clock.now())  # the reading's own time, before anything else
             if current == amps:
                 flowing.append(source.current)  # the current delivered during this reading, read back
-            return v, 0.5 * (t0 + self.clock.now())
+            return v, t_mid
 
         levels = (amps, -amps, amps) if source.bipolar else (0.0, amps, 0.0)
         (v1, t1), (v2, t2), (v3, t3) = (reading_at(i) for i in levels)
