@@ -215,8 +215,13 @@ def test_analysis_of_a_recorded_run(served):
     runs = s.request("GET", "/api/runs", keys["obs"]).json()
     run_id = runs[0]["id"]
     r = s.request("GET", f"/api/runs/{run_id}/analysis", keys["obs"])
-    assert r.status_code in (200, 422)
-    assert isinstance(r.json(), dict)
+    assert r.status_code == 200 and r.json()["kind"] == "run" and r.json()["steps"]
+    assert s.request("POST", f"/api/runs/{run_id}/report", keys["obs"]).status_code == 403
+    made = s.request("POST", f"/api/runs/{run_id}/report", keys["op"])
+    assert made.status_code == 200, made.text
+    page = s.request("GET", made.json()["report"], keys["obs"])
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    assert s.request("GET", "/api/runs/no-such-run", keys["obs"]).status_code == 404
 
 
 def test_admin_only_actions(served):
