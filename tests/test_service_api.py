@@ -65,6 +65,7 @@ def test_keys_cli_prints_the_key_once_and_lists_without_it(tmp_path):
 
 
 # ----------------------------------------------------------------- app guards (in-process)
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_a_loopback_only_service_refuses_other_clients(tmp_path):
     """Starlette's TestClient comes from host 'testclient', i.e. not loopback: refused."""
     from fastapi.testclient import TestClient
