@@ -291,22 +291,9 @@ def test_bipolar_source_measures_both_polarities(tmp_path):
     from labctl.analysis import analyze
     from labctl.config import load_station
 
-    text = (REPO / "labctl" / "stations" / "sim.toml").read_text()
-    head, rest = text.split("[current_source]", 1)
-    rest = rest[rest.index("[voltmeter]"):]
-    station_file = tmp_path / "bipolar.toml"
-    station_file.write_text(head + """[current_source]
-driver = "keithley6221"
-address = "TCPIP0::127.0.0.1::5605::SOCKET"
-read_termination = "\\n"
-write_termination = "\\n"
-[current_source.limits]
-max_current = 0.1
-max_ramp_rate = 1.0
-ramp_step = 0.01
-compliance_voltage = 10.0
+    from conftest import write_6221_station
 
-""" + rest)
+    station_file = write_6221_station(tmp_path, "bipolar.toml")
     station = Station(load_station(station_file, sim_overrides={"sample": "Nb", "field_model": "uniform", "seed": 3}))
     runner = Runner(station, Catalog(tmp_path))
     plan = Plan(["radial-field"], {"radial-field": {"current_mode": "A", "currents": "0.05,0.1", "repeats": "2",

@@ -294,26 +294,11 @@ def test_supply_not_delivering_its_setpoint_trips_the_guard(tmp_path):
 
 # ------------------------------------------------ the 6221 as current source (issue 12)
 def station_6221(tmp_path):
-    from labctl.config import DEFAULT_STATION, load_station
+    from conftest import write_6221_station
+    from labctl.config import load_station
     from labctl.station import Station
 
-    text = DEFAULT_STATION.read_text()
-    head, rest = text.split("[current_source]", 1)
-    rest = rest[rest.index("[voltmeter]"):]
-    path = tmp_path / "k6221.toml"
-    path.write_text(head + """[current_source]
-driver = "keithley6221"
-address = "TCPIP0::127.0.0.1::5605::SOCKET"
-read_termination = "\\n"
-write_termination = "\\n"
-[current_source.limits]
-max_current = 0.1
-max_ramp_rate = 1.0
-ramp_step = 0.01
-compliance_voltage = 10.0
-
-""" + rest)
-    st = Station(load_station(path, sim_overrides={"seed": 3}))
+    st = Station(load_station(write_6221_station(tmp_path), sim_overrides={"seed": 3}))
     st.connect(setup=True)
     return st
 
