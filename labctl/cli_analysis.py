@@ -17,11 +17,11 @@ KIND_CHOICES = ("rt", "vi", "radial-field", "radial-scan", "residual")
 
 EPILOG = """\
 examples:
-  labctl analyze data/2024-05-01_run-7                 every step of a run folder
-  labctl analyze 02-vi.csv --json
-  labctl analyze rebco.txt --kind vi --tap-spacing 12.89mm
-  labctl analyze ybco.txt --columns "Temperature (K),Resistance (mohm)"
-  labctl analyze foreign.csv --kind vi --map "Current (A)=I_src" --map "Voltage (uV)=V_sample"
+  labctl analyze data/examples/protocol_Pb_meissner   every step of a run folder
+  labctl analyze data/examples/vi_Pb_6.8K.csv --json
+  labctl analyze ../shared/datasets/rebco_77K_0T_0deg.txt --kind vi --tap-spacing 12.89mm
+  labctl analyze ../shared/datasets/ybco_RT_ntu_foep_a4.txt --columns "Temperature (K),Resistance (mohm)"
+  labctl analyze YOUR.csv --kind vi --map "Current (A)=I_src" --map "Voltage (uV)=V_sample"   (your columns)
 """
 
 

@@ -1218,7 +1218,7 @@ def register(sub) -> None:
         description="Write a self-contained report of a recorded run: station snapshot, parameters, Tc, Ic, "
                     "the model comparison and verdicts with units, and PNG figures (R(T), V-I, B(r) with every "
                     "model, ratios, J(r), residual voltage). Default output: RUN/report/.",
-        epilog="examples:\n  labctl report 20250101-120000-protocol\n  labctl report latest --format html --embed\n"
+        epilog="examples:\n  labctl report data/examples/protocol_Pb_meissner\n  labctl report latest --format html --embed\n"
                "  labctl report data/examples/radial-field_Nb_bean.csv --output /tmp/bean",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", metavar="RUN", help="run folder, run id in the data dir, 'latest', or one data file")
