@@ -122,8 +122,8 @@ def _sim_serve(args) -> int:
     print(f"# sample {truth['sample']}, field model {truth['field_model']}, Tc {truth['tc']:g} K, "
           f"Ic({truth['working_temperature']:g} K) = {truth['ic_at_working_temperature']:.1f} A, "
           f"speedup {args.speedup}", file=sys.stderr, flush=True)
-    print("ready", flush=True)
     try:
+        print("ready", flush=True)  # inside the try: a Ctrl-C right after "ready" still stops cleanly
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
