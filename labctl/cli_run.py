@@ -231,6 +231,10 @@ def _run(args) -> int:
     from labctl import datadir
     from labctl.station import Station
 
+    if getattr(args, "connect", None):  # issue 16: queue it on a running `labctl serve` and follow it
+        from labctl.service.client import remote_run
+
+        return remote_run(args)
     pause_timeout = _pause_timeout(args)
     steps = list(STEPS) if args.what == "protocol" else [args.what]
     overrides, options = {}, {}
@@ -520,6 +524,8 @@ def register(sub) -> None:
     run.add_argument("--trace", nargs="?", metavar="FILE", action=TraceAction,
                      help="record every command and reply in io-trace.log in the run folder (and in FILE)")
     _add_run_options(run, DATA_HELP)
+    run.add_argument("--connect", metavar="URL", help="run it on a `labctl serve` (its station and data home) "
+                                                      "and follow it here; key in $LABCTL_KEY")
     run.set_defaults(func=_run)
 
     runs = sub.add_parser("runs", help="list recorded runs from the catalog",

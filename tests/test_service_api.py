@@ -355,3 +355,20 @@ def test_a_quench_is_an_alarm_and_the_run_ends_with_the_current_at_zero(tmp_path
         assert bad.status_code == 422 and "meltdown" in bad.json()["detail"]
     finally:
         s.stop()
+
+
+def test_labctl_run_connect_runs_on_the_service_and_follows_it(tmp_path):
+    s = Serve(tmp_path, "cryo-X", speedup="max")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "LABCTL_KEY"}
+    try:
+        out = subprocess.run([*LABCTL, "run", "vi", "--connect", s.url, "--set", "current_step=10", "--note", "remote"],
+                             capture_output=True, text=True, timeout=300, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+        assert out.returncode == 0, out.stderr
+        assert " completed (on " in out.stdout and "step vi completed" in out.stderr and "queued #1" in out.stderr
+        run_id = out.stdout.split()[0]
+        assert (s.data_dir / run_id / "01-vi.csv").exists()  # recorded by the service, in its data home
+        bad = subprocess.run([*LABCTL, "run", "vi", "--connect", s.url, "--station", "x.toml"], capture_output=True,
+                             text=True, timeout=60, cwd=ROOT, env=env)
+        assert bad.returncode == 2 and "--station" in bad.stderr and "Traceback" not in bad.stderr
+    finally:
+        s.stop()

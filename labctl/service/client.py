@@ -106,3 +106,73 @@ def register(sub) -> None:
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="submit: parameter override (repeatable)")
     p.add_argument("--note", action="append", metavar="TEXT", help="submit: note recorded with the run")
     p.set_defaults(func=_client)
+
+
+def remote_run(args) -> int:
+    """``labctl run WHAT --connect URL``: queue it on the service, follow it to its end
+    (rows, steps, alarms on stderr), exit with the run's status like a local run.
+    Ctrl-C asks the service to abort it (the ramp-down happens there) and waits."""
+    import signal as _signal
+    import threading
+
+    from websockets.sync.client import connect
+
+    remote = _Remote(args.connect, getattr(args, "key", None) or os.environ.get("LABCTL_KEY"))
+    for option in ("station", "sample", "field_model", "seed", "data_dir", "trace"):
+        if getattr(args, option, None):
+            raise ConfigError(f"--{option.replace('_', '-')} is the service's business with --connect "
+                              "(its station file and data home apply)")
+    protocol = None
+    if getattr(args, "protocol", None):
+        try:
+            protocol = open(args.protocol, encoding="utf-8").read()
+        except OSError as e:
+            raise ConfigError(f"--protocol {args.protocol}: cannot read it ({e.strerror or e})") from None
+    url = remote.url.replace("http", "ws", 1) + "/ws" + (f"?key={remote.key}" if remote.key else "")
+    say = (lambda text: print(f"labctl: {text}", file=sys.stderr, flush=True))
+    try:
+        ws = connect(url, open_timeout=30)
+    except Exception as e:  # noqa: BLE001 - refused key, no service: one line
+        raise LabctlError(f"cannot follow runs on {remote.url} ({type(e).__name__}: {e})") from None
+    with ws:
+        item = remote.call("POST", "/api/queue", {"what": args.what, "sets": args.set or [], "protocol": protocol,
+                                                  "note": getattr(args, "note", None) or []})
+        say(f"queued #{item['id']} on {remote.url}: {item['what']} {' '.join(item['sets'])}".rstrip())
+        aborting = threading.Event()
+
+        def on_interrupt(signum, frame):
+            if not aborting.is_set():
+                aborting.set()
+                threading.Thread(target=lambda: say(remote.call("POST", "/api/run/abort")["message"]),
+                                 daemon=True).start()
+
+        previous = _signal.signal(_signal.SIGINT, on_interrupt) if threading.current_thread() is threading.main_thread() else None
+        rows = 0
+        try:
+            while True:
+                msg = json.loads(ws.recv())
+                for m in msg.get("messages", [msg]):
+                    kind = m.get("type")
+                    if kind == "row":
+                        rows += 1
+                    elif kind == "step" and m.get("status") != "running":
+                        say(f"step {m.get('step')} {m.get('status')} ({m.get('rows')} rows)"
+                            + (f": {m['reason']}" if m.get("reason") else ""))
+                    elif kind == "step":
+                        say(f"step {m.get('step')} running")
+                    elif kind == "alarm":
+                        say(f"ALARM {m.get('kind')}: {m.get('text')}")
+                    elif kind == "finished" and m["item"]["id"] == item["id"]:
+                        done = m["item"]
+                        print(f"{done.get('run_id') or '-'} {done['status']} (on {remote.url})", flush=True)
+                        if done["status"] != "completed":
+                            say(f"run {done['status']}: {done.get('reason', '')}")
+                        return {"completed": 0}.get(done["status"], 1)
+        except KeyboardInterrupt:
+            return 1
+        except Exception as e:  # noqa: BLE001 - the connection dropped: say where the run is
+            raise LabctlError(f"lost the live stream from {remote.url} ({type(e).__name__}); the run goes on there: "
+                              f"labctl client --connect {remote.url} status") from None
+        finally:
+            if previous is not None:
+                _signal.signal(_signal.SIGINT, previous)
