@@ -516,7 +516,9 @@ def register(sub) -> None:
     run.add_argument("--protocol", help="protocol TOML with [protocol] options and per-step tables")
     run.add_argument("--set", action="append", metavar="NAME=VALUE",
                      help="parameter override, e.g. --set vi.current_step=2 or --set repeats=5 (repeatable)")
-    run.add_argument("--sample", choices=list(PRESETS), help="virtual lab only: sample preset")
+    from labctl.cli_params import sample_preset
+
+    run.add_argument("--sample", type=sample_preset, choices=list(PRESETS), help="virtual lab only: sample preset")
     run.add_argument("--field-model", choices=list(FIELD_MODELS), help="virtual lab only: hidden truth")
     run.add_argument("--seed", type=int, help="virtual lab only: noise seed")
     from labctl.iotrace import TraceAction  # issue 12: io-trace.log in the run folder

@@ -96,10 +96,10 @@ def parse_sets(sets: list[str], steps: list[str]) -> tuple[dict[str, dict[str, s
         if step and step not in steps:
             raise ConfigError(f"--set {key}: unknown step {step!r}; steps are {', '.join(steps)}")
         if not targets or (step and name not in PROCEDURES[step]().parameter_objects()):
-            where = step or "any step"
             known = sorted(PROCEDURES[step]().parameter_objects()) if step else []
-            raise ConfigError(f"--set {key}: {where} has no parameter {name!r}"
-                              + (f"; parameters: {', '.join(known)}" if known else ""))
+            raise ConfigError(f"--set {key}: " + (f"step {step} has no parameter {name!r}" if step else
+                                                  f"no step has a parameter {name!r}")
+                              + (f"; parameters: {', '.join(known)}" if known else "; `labctl params` lists them"))
         for t in targets:
             overrides.setdefault(t, {})[name] = value
     return overrides, options
@@ -157,7 +157,12 @@ def build_procedure(kind: str, values: dict[str, object], step: str | None = Non
                 rng = f" (allowed: {', '.join(map(str, p.choices))})"
             if type(p).__name__ == "BooleanParameter":
                 rng = " (allowed: true, false)"
-            raise ConfigError(f"step {step or kind}: {name}={value!r} is invalid{rng}: {e}") from None
+            reason = str(e)  # pymeasure's words, without its class names
+            if type(p).__name__ in ("FloatParameter", "IntegerParameter") and "non-" in reason:
+                reason = "not a number" if type(p).__name__ == "FloatParameter" else "not a whole number"
+            for cls in ("FloatParameter", "IntegerParameter", "ListParameter", "BooleanParameter", "Parameter"):
+                reason = reason.replace(f"{cls} ", "")
+            raise ConfigError(f"step {step or kind}: {name}={value!r} is invalid{rng}: {reason}") from None
     return proc
 
 

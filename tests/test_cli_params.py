@@ -136,3 +136,20 @@ def test_readme_lists_every_xcb_library_qt_needs():
     listed = set(line.replace("\\", " ").split())
     missing = sorted(package(so) for so in libs if package(so) not in listed)
     assert not missing, missing
+
+
+@pytest.mark.parametrize("argv, want", [
+    (["run", "vi", "--set", "current_step=abc"], "current_step='abc' is invalid (allowed 1e-06 to 100 A): not a number"),
+    (["run", "vi", "--set", "averages=1.5"], "averages='1.5' is invalid (allowed 1 to 100): not a whole number"),
+    (["run", "vi", "--set", "current_step=500"], "is invalid (allowed 1e-06 to 100 A): value is above the maximum"),
+    (["run", "protocol", "--set", "foo=1"], "--set foo: no step has a parameter 'foo'; `labctl params` lists them"),
+])
+def test_parameter_errors_without_internal_names(argv, want, capsys, tmp_path):
+    assert main(argv + ["--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert want in err, err
+    assert "Parameter" not in err and "any step" not in err and "<class" not in err
+
+
+def test_run_accepts_sample_presets_in_any_case():
+    assert build_parser().parse_args(["run", "vi", "--sample", "nb"]).sample == "Nb"

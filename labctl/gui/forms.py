@@ -93,7 +93,12 @@ def validate_step(kind: str, values: dict, station=None) -> dict[str, str]:
             rng = ""
             if getattr(p, "minimum", None) is not None and getattr(p, "maximum", None) is not None:
                 rng = f" (allowed {p.minimum:g} to {p.maximum:g} {p.units or ''})".rstrip()
-            problems[name] = f"invalid value{rng}: {e}"
+            reason = str(e)
+            if type(p).__name__ in ("FloatParameter", "IntegerParameter") and "non-" in reason:
+                reason = "not a number" if type(p).__name__ == "FloatParameter" else "not a whole number"
+            for cls in ("FloatParameter", "IntegerParameter", "ListParameter", "BooleanParameter"):
+                reason = reason.replace(f"{cls} ", "")
+            problems[name] = f"invalid value{rng}: {reason}"
     if problems:
         return problems
     connected = station is not None and bool(getattr(station, "roles", None))
