@@ -510,7 +510,10 @@ def register(sub) -> None:
                "  labctl run radial-field --set ic=400 --note 'probe re-glued'\n"
                "  labctl run protocol --protocol docs/my-protocol.toml --set radial-field.repeats=5\n\n"
                "signals: Ctrl-C pauses (current to zero; Enter resumes), Ctrl-C again aborts; SIGTERM and SIGHUP\n"
-               "abort; SIGUSR1 resumes a pause. Without a terminal a pause aborts after --pause-timeout.")
+               "abort; SIGUSR1 resumes a pause. Without a terminal a pause aborts after --pause-timeout.\n\n"
+               "parameters: `labctl params STEP` lists every step's parameters (the names --set and protocol\n"
+               "files use) with unit, default and allowed range; `labctl protocol example` prints a commented\n"
+               "protocol file that runs as is.")
     run.add_argument("what", choices=["protocol", *STEPS], help="protocol, or one step")
     run.add_argument("--station", help="station TOML (default: the built-in virtual lab)")
     run.add_argument("--protocol", help="protocol TOML with [protocol] options and per-step tables")

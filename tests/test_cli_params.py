@@ -153,3 +153,10 @@ def test_parameter_errors_without_internal_names(argv, want, capsys, tmp_path):
 
 def test_run_accepts_sample_presets_in_any_case():
     assert build_parser().parse_args(["run", "vi", "--sample", "nb"]).sample == "Nb"
+
+
+def test_run_help_points_to_the_parameter_list(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "labctl params STEP" in out and "labctl protocol example" in out
