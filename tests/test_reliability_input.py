@@ -281,6 +281,9 @@ def test_random_command_lines_never_give_a_traceback(tmp_path, monkeypatch, argv
 
     monkeypatch.setattr(cli_run, "_execute", lambda *a, **k: 0)  # a valid run would start: not here
     monkeypatch.setattr(cli, "_sim_serve", lambda args: 0)  # nor a server
+    import labctl.service.cli as service_cli
+
+    monkeypatch.setattr(service_cli, "_serve", lambda args: 0)  # nor the station service (labctl serve)
     monkeypatch.setattr(cli, "_station_check", lambda args: 0)
     argv = [a.replace("DATA", str(tmp_path)) for a in argv]
     if "--data-dir" not in argv:
