@@ -134,7 +134,11 @@ def test_two_stations_one_archive_and_the_database_killed_mid_run(tmp_path, pg_s
 
     args = ["--catalog", pg_url, "--sync-period", "1"]
     a = Serve(tmp_path, "cryo-A", speedup="120", args=args)
-    b = Serve(tmp_path, "cryo-B", speedup="max", args=args)
+    try:
+        b = Serve(tmp_path, "cryo-B", speedup="max", args=args)
+    except BaseException:
+        a.stop()
+        raise
     try:
         b.submit("vi")
         a.submit("vi")
