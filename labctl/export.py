@@ -29,10 +29,10 @@ from datetime import datetime
 from pathlib import Path
 
 from labctl.errors import ConfigError
+from labctl.runner import STOCK_PROCEDURE  # the header the runner writes
 
 FORMATS = ("nexus", "csv", "events")
 _COL_RE = re.compile(r"^(?P<name>.*?)\s*\((?P<unit>[^()]*)\)\s*$")
-STOCK_PROCEDURE = "pymeasure.experiment.procedure.Procedure"
 IV_STEPS = ("rt", "vi")
 ATOMS = {"Pb": "Pb", "Sn": "Sn", "In": "In", "Al": "Al", "Nb": "Nb", "MgB2": "Mg,B", "YBCO": "Y,Ba,Cu,O",
          "Bi-2223": "Bi,Sr,Ca,Cu,O", "Hg-1223": "Hg,Ba,Ca,Cu,O"}
@@ -82,9 +82,10 @@ def read_header(path: Path) -> tuple[str | None, dict[str, str], int]:
                 break
             n += 1
             text = line[1:].rstrip("\r\n")
-            if text.startswith("Procedure:"):
+            if text.startswith(("Procedure:", "labctl procedure:")):
                 m = re.search(r"<([^>]*)>", text)
-                procedure = m.group(1) if m else None
+                if m and (text.startswith("labctl") or procedure is None):  # labctl's own name wins
+                    procedure = m.group(1)
             elif text.startswith("\t") and ": " in text:
                 key, _, value = text[1:].partition(": ")
                 params[key] = value

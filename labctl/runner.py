@@ -111,6 +111,23 @@ def check_requests(step: str, procedure, station) -> None:
         raise LimitError(f"step {step}: {error}") from None
 
 
+STOCK_PROCEDURE = "pymeasure.experiment.procedure.Procedure"
+
+
+def stock_header(path: Path) -> None:
+    """Name pymeasure's own base Procedure in the header, so that stock pymeasure's
+    ``Results.load`` opens the file anywhere (it imports the class named there, and
+    without labctl installed ours would not import); labctl's procedure stays on a
+    ``#labctl procedure: <...>`` line that pymeasure skips and labctl's loader reads."""
+    text = path.read_text(encoding="utf-8")
+    first, _, rest = text.partition("\n")
+    if first.startswith("#Procedure:") and STOCK_PROCEDURE not in first:
+        name = first.split("<", 1)[-1].rstrip(">").strip()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"#Procedure: <{STOCK_PROCEDURE}>\n#labctl procedure: <{name}>\n{rest}", encoding="utf-8")
+        os.replace(tmp, path)
+
+
 class StepWriter:
     """Appends rows to the step's CSV as they come (flush per row) and records
     completed points in a side file, so a crash loses at most the row being written."""
@@ -126,7 +143,10 @@ class StepWriter:
             if self.path.exists():
                 self.path.unlink()
             self.points_path.unlink(missing_ok=True)
+        new = not self.path.exists()
         self.results = Results(procedure, str(self.path))  # writes pymeasure's header when new
+        if new:
+            stock_header(self.path)
         self.columns = procedure.DATA_COLUMNS
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self.points_file = open(self.points_path, "a", encoding="utf-8")

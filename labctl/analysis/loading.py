@@ -259,6 +259,9 @@ def _decode(raw: bytes, path: Path) -> tuple[str, list[str]]:
 
 
 _PROC_RE = re.compile(r"^Procedure:\s*<\s*(?P<name>[^>]*?)\s*>\s*$")
+# labctl's run files name pymeasure's own base Procedure (so stock pymeasure opens them
+# anywhere) and keep labctl's procedure on a line of their own, which pymeasure skips
+_LABCTL_PROC_RE = re.compile(r"^labctl procedure:\s*<\s*(?P<name>[^>]*?)\s*>\s*$")
 
 
 def _unescape(value: str) -> str:
@@ -273,14 +276,18 @@ def _unescape(value: str) -> str:
 def _parse_comment_header(comments: list[str]) -> tuple[str | None, dict[str, str]]:
     """Procedure name and parameters of a pymeasure header (pure text parsing)."""
     procedure = None
+    labctl_procedure = None
     params: dict[str, str] = {}
     section = None
     for line in comments:
         body = line.lstrip()[1:]  # drop '#'
         stripped = body.strip()
-        m = _PROC_RE.match(stripped)
+        m = _PROC_RE.match(stripped) or _LABCTL_PROC_RE.match(stripped)
         if m:
-            procedure = m.group("name")
+            if stripped.startswith("labctl"):
+                labctl_procedure = m.group("name")
+            else:
+                procedure = m.group("name")
             continue
         if stripped in ("Parameters:", "Metadata:"):
             section = stripped[:-1].lower()
@@ -291,7 +298,7 @@ def _parse_comment_header(comments: list[str]) -> tuple[str | None, dict[str, st
         if section and ":" in stripped:
             key, _, value = stripped.partition(":")
             params[key.strip()] = _unescape(value.strip())
-    return procedure, params
+    return labctl_procedure or procedure, params
 
 
 def _parse_preamble(lines: list[str], delim: str | None) -> dict[str, str]:
