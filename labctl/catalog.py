@@ -103,6 +103,14 @@ class Catalog:
         self._write("UPDATE runs SET status='running', ended=NULL, reason=NULL, pid=?, host=? WHERE id=?",
                     (os.getpid(), socket.gethostname(), run_id))
 
+    def set_notes(self, run_id: str, text: str | None) -> None:
+        """Replace a run's free-text notes."""
+        self._write("UPDATE runs SET notes=? WHERE id=?", (text or None, run_id))
+
+    def forget(self, run_id: str) -> None:
+        """Remove a run and its steps from the catalog (its folder is the caller's business)."""
+        self._write("DELETE FROM runs WHERE id=? OR parent=?", (run_id, run_id))
+
     def finish(self, run_id: str, status: str, reason: str = "", checksum: str | None = None) -> None:
         """Final status, reason and end time (never 'running': a run that ends is recorded)."""
         if status not in STATUSES or status == "running":

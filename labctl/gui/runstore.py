@@ -1,30 +1,20 @@
 """Run-folder actions of the browser that change the data home: notes on a run and deleting a run.
 
-The catalog (labctl/catalog.py) has no update-notes or delete call yet; until it does, these
-write its SQLite file the way it does (a short transaction on a fresh connection, so an
-interrupted process never leaves it locked).  Deleting never destroys data: the run folder
-is moved to ``<data home>/.trash/`` and only its catalog rows are removed.
+Notes go to the catalog and to ``notes.txt`` in the run folder.  Deleting never destroys
+data: the run folder is moved to ``<data home>/.trash/`` and only its catalog rows are removed.
 """
 from __future__ import annotations
 
 import shutil
-import sqlite3
-from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
 from labctl.catalog import Catalog
 
 
-def _connect(data_dir: Path) -> sqlite3.Connection:
-    Catalog(data_dir)  # creates/migrates the schema (the notes column)
-    return sqlite3.connect(Path(data_dir) / Catalog.FILENAME, timeout=10.0)
-
-
 def save_notes(data_dir: str | Path, entry: dict, text: str) -> Path | None:
     """Notes on a run: the catalog's ``notes`` column and ``notes.txt`` in the run folder."""
-    with closing(_connect(Path(data_dir))) as conn, conn:
-        conn.execute("UPDATE runs SET notes=? WHERE id=?", (text or None, entry["id"]))
+    Catalog(data_dir).set_notes(entry["id"], text)
     path = entry.get("path")
     if path and Path(path).is_dir():
         f = Path(path) / "notes.txt"
@@ -48,6 +38,5 @@ def delete_run(data_dir: str | Path, entry: dict) -> Path | None:
             target = trash / f"{path.name}.{k}"
             k += 1
         moved = Path(shutil.move(str(path), str(target)))
-    with closing(_connect(data_dir)) as conn, conn:
-        conn.execute("DELETE FROM runs WHERE id=? OR parent=?", (entry["id"], entry["id"]))
+    Catalog(data_dir).forget(entry["id"])
     return moved
