@@ -441,7 +441,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if error is None and derived and not self._shut_down:
                 self.run_panel.apply_derived(derived)
 
-        submit(lambda: latest_results(Catalog(self.data_dir)), on_done=done)
+        cfg = self.station.config  # only this sample on this station: never another sample's Ic
+        sample = cfg.sample.name if cfg.sample else None
+        submit(lambda: latest_results(Catalog(self.data_dir), sample=sample, station=cfg.station.name), on_done=done)
 
     def _update_state(self) -> None:
         """The banner: running / pausing (current ramping to zero) / paused (current at 0 A) / aborting."""
