@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from labctl.errors import ConfigError, LabctlError
-from labctl.protocol import STEPS, Plan, RunFolder, execute, load_protocol_file, parse_sets
+from labctl.protocol import STEPS, Plan, RunFolder, execute, load_protocol_file, parse_sets, record_shutdown_failure
 
 EXIT_FOR_STATUS = {"completed": 0, "aborted": 1, "failed": 1, "interrupted": 1}
 DEFAULT_PAUSE_TIMEOUT = 300.0
@@ -303,16 +303,7 @@ def _execute(args, station, plan, state, run_dir, home, pause_timeout) -> int:
         except LabctlError as e:
             if final is None:
                 raise
-            # the run ended, then the final safe shutdown failed: that outranks the run's own status
-            reason = f"final shutdown failed: {e}"
-            final["status"], final["reason"] = "failed", reason
-            catalog.finish(final["id"], "failed", reason)
-            folder = RunFolder(Path(final["path"]))
-            folder.append_log(f"run {final['id']} end: failed ({reason})", "ERROR")
-            try:
-                folder.write_state(final)
-            except OSError:
-                pass
+            record_shutdown_failure(final, catalog, e)
         if not args.quiet:
             print_summary(final, console)
         else:

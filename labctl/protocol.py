@@ -643,3 +643,17 @@ def _run_steps(protocol: Protocol, steps: list[str], state: dict, folder: RunFol
 
 def open_catalog(data_dir: str | Path) -> Catalog:
     return Catalog(data_dir)
+
+
+def record_shutdown_failure(final: dict, catalog: Catalog, error: Exception) -> None:
+    """The run ended, then the final safe shutdown failed: that outranks the run's own
+    status.  Recorded in the catalog, run.log and parameters.json."""
+    reason = f"final shutdown failed: {error}"
+    final["status"], final["reason"] = "failed", reason
+    catalog.finish(final["id"], "failed", reason)
+    folder = RunFolder(Path(final["path"]))
+    folder.append_log(f"run {final['id']} end: failed ({reason})", "ERROR")
+    try:
+        folder.write_state(final)
+    except OSError:
+        pass

@@ -12,29 +12,24 @@ def _fmt_pm(value: float, err: float) -> str:
     return f"{value:.{digits}f} ± {err:.{digits}f}"
 
 
-def ratio_text(entry: dict | None) -> str:
-    """'1.414 ± 0.007', '> 12.3 (B1 consistent with zero)', 'undefined (reason)'."""
+def ratio_text(entry: dict | None, short: bool = False) -> str:
+    """'1.414 ± 0.007', '> 12.3 (B1 consistent with zero)', 'undefined (reason)';
+    ``short`` (table cells) leaves out the parenthesis."""
     if not entry:
         return "n/a"
     status = entry.get("status")
     if status == "ok" and entry.get("value") is not None:
         return _fmt_pm(float(entry["value"]), entry.get("err"))
     if status == "bound" and entry.get("value") is not None:
-        return f"> {entry['value']:.3g} (B1 consistent with zero)"
-    reason = entry.get("reason") or "B1 and Bk consistent with zero"
-    return f"undefined ({reason})"
+        return f"> {entry['value']:.3g}" + ("" if short else " (B1 consistent with zero)")
+    if short:
+        return "undefined"
+    return f"undefined ({entry.get('reason') or 'B1 and Bk consistent with zero'})"
 
 
 def ratio_short(entry: dict | None) -> str:
     """A compact form for table cells: '1.414 ± 0.007', '> 12.3', 'undefined'."""
-    if not entry:
-        return "n/a"
-    status = entry.get("status")
-    if status == "ok" and entry.get("value") is not None:
-        return _fmt_pm(float(entry["value"]), entry.get("err"))
-    if status == "bound" and entry.get("value") is not None:
-        return f"> {entry['value']:.3g}"
-    return "undefined"
+    return ratio_text(entry, short=True)
 
 
 def noise_text(result: dict) -> str | None:

@@ -382,7 +382,7 @@ class StationService:
 
     def _run_item(self, item: dict) -> None:
         from labctl.catalog import Catalog
-        from labctl.protocol import RunFolder, execute
+        from labctl.protocol import execute, record_shutdown_failure
         from labctl.provenance import collect
         from labctl.runner import RunControl, Runner
 
@@ -426,15 +426,7 @@ class StationService:
             except LabctlError as e:  # the final shutdown failed: that outranks the run's status
                 self.alarm("DANGER", str(e))
                 if final is not None:
-                    reason = f"final shutdown failed: {e}"
-                    final["status"], final["reason"] = "failed", reason
-                    catalog.finish(final["id"], "failed", reason)
-                    folder = RunFolder(Path(final["path"]))
-                    folder.append_log(f"run {final['id']} end: failed ({reason})", "ERROR")
-                    try:
-                        folder.write_state(final)
-                    except OSError:
-                        pass
+                    record_shutdown_failure(final, catalog, e)
             if final is not None:
                 item.update(status=final["status"], reason=final.get("reason", ""), run_id=final["id"])
                 if final["status"] == "failed":
