@@ -47,8 +47,8 @@ def summarize(state: dict) -> dict:
 def print_summary(state: dict, console) -> dict:
     results = summarize(state)
     colour = "green" if state["status"] == "completed" else "red"
-    console.print(f"\nrun [bold]{state['id']}[/bold]: [{colour}]{state['status']}[/{colour}]"
-                  + (f" ({state.get('reason')})" if state.get("reason") else ""))
+    reason = f" ({escape(state['reason'])})" if state.get("reason") else ""  # DANGER / UNVERIFIED lines in red too
+    console.print(f"\nrun [bold]{state['id']}[/bold]: [{colour}]{state['status']}{reason}[/{colour}]")
     console.print(f"data: {state['path']}")
     rt = results.get("rt")
     if rt and "error" not in rt:
