@@ -18,13 +18,13 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from procs import free_base_port, stop
 
 REPO = Path(__file__).resolve().parents[1]
 SHORT = ["--set", "rt.sweeps=cooling", "--set", "vi.current_step=10", "--set", "radial-field.repeats=1",
@@ -59,23 +59,6 @@ def help_examples() -> list[str]:
                 continue
             out.append(shlex.join(shlex.split(line.replace("<run-id>", "RUNID"))).replace("RUNID", "<run-id>"))
     return out
-
-
-def _free_base_port() -> int:
-    for base in range(25600, 26600, 20):
-        socks = []
-        try:
-            for port in range(base, base + 10):
-                s = socket.socket()
-                s.bind(("127.0.0.1", port))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 class Lab:
@@ -155,11 +138,10 @@ class Lab:
         if not line:  # the documented ports are taken (another test or labctl on this machine)
             err = proc.communicate(timeout=60)[1]
             assert "--base-port" in err, err
-            return self.serve(args + ["--base-port", str(_free_base_port())])
+            return self.serve(args + ["--base-port", str(free_base_port())])
         time.sleep(1.0)  # serving (a Ctrl-C before the serve loop starts is a plain interrupt, exit 1)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, (out, err)
+        out, err, stopped = stop(proc, signal.SIGINT)
+        assert stopped and proc.returncode == 0, (out, err)
         assert any(l.startswith("current_source ") for l in lines), lines
 
 

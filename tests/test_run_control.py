@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import free_base_port, stop
 
 from labctl.catalog import Catalog
 from labctl.errors import ConfigError
@@ -441,25 +442,6 @@ def test_more_signals_during_the_ramp_down_never_skip_it(tmp_path):
     assert "ramped to 0 A" in after and "output off" in after, after
 
 
-def _free_ports(n: int = 10) -> int:
-    import socket
-
-    for base in range(27600, 28600, 20):
-        socks = []
-        try:
-            for port in range(base, base + n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", port))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
-
-
 def _genesys(address: str, *queries: str) -> list[str]:
     import pyvisa
 
@@ -477,7 +459,7 @@ def _genesys(address: str, *queries: str) -> list[str]:
 def test_sighup_over_tcp_leaves_the_supply_at_zero_read_from_the_supply(tmp_path):
     """The honest check: the supply itself (the virtual lab served over TCP, outliving
     labctl) reads 0 A with the output off after SIGHUP at 80 A."""
-    base = _free_ports()
+    base = free_base_port()
     server = start("sim", "serve", "--base-port", base, "--speedup", "100", "--sample", "Pb")
     try:
         while (line := server.stdout.readline()) and line.strip() != "ready":
@@ -500,5 +482,4 @@ def test_sighup_over_tcp_leaves_the_supply_at_zero_read_from_the_supply(tmp_path
         current, output = _genesys(f"TCPIP0::127.0.0.1::{base}::SOCKET", "MC?", "OUT?")
         assert abs(float(current)) < 0.05 and output.upper() in ("OFF", "0"), (current, output)
     finally:
-        server.send_signal(signal.SIGINT)
-        server.communicate(timeout=60)
+        stop(server)
