@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import functools
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -65,6 +66,7 @@ class _Interaction:
         self.run_id = None  # for the resume hint while paused
         self.paused_since = None
         self.terminations = 0
+        self.notice = ""  # how the run treats a signal its launcher chose to ignore (nohup)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="labctl-signals", daemon=True)
 
@@ -157,8 +159,15 @@ class _Interaction:
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
                 sig = getattr(signal, name, None)
-                if sig is not None:
-                    self.previous[sig] = signal.signal(sig, self._handler)
+                if sig is None:
+                    continue
+                if name == "SIGHUP" and signal.getsignal(sig) == signal.SIG_IGN:
+                    # started under nohup: the operator asked the run to outlive the terminal
+                    self.notice = (f"SIGHUP is ignored (started with nohup): closing the terminal does not stop "
+                                   f"this run; stop it with kill -TERM {os.getpid()} (the current is ramped down)")
+                    self._say(self.notice, "yellow")
+                    continue
+                self.previous[sig] = signal.signal(sig, self._handler)
         self._thread.start()
         return self
 
@@ -287,8 +296,13 @@ def _execute(args, station, plan, state, run_dir, home, pause_timeout) -> int:
     with _Interaction(control, console, pause_timeout, control.unattended) as interaction:
         interaction.run_id = state["id"] if state else None
 
+        noticed = []
+
         def learn_run_id(topic, payload):  # for the resume hint while paused
             if topic == "step" and payload.get("path"):
+                if interaction.notice and not noticed:
+                    noticed.append(True)
+                    logging.getLogger("labctl.run").warning(interaction.notice)  # in run.log too
                 interaction.run_id = Path(payload["path"]).parent.name
 
         stream.subscribe(learn_run_id)

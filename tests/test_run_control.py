@@ -36,10 +36,10 @@ def labctl(*args, env=None, cwd=None, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
                           timeout=timeout, cwd=cwd or REPO, env={**os.environ, **(env or {})}, stdin=stdin)
 
 
-def start(*args, env=None):
+def start(*args, env=None, preexec_fn=None):
     return subprocess.Popen([sys.executable, "-m", "labctl", *map(str, args)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, preexec_fn=preexec_fn)
 
 
 def wait_started(data: Path, proc, known: set[str], timeout: float = TIMEOUT) -> str:
@@ -157,6 +157,24 @@ def test_sigint_without_a_terminal_ends_by_itself(tmp_path):
     assert_recorded_abort(data, run_id, proc, out, err, "paused without a terminal for 1 s")
     log = (data / run_id / "run.log").read_text()
     assert log.index("pause requested") < log.index("paused at a safe point") < log.index("abort requested")
+
+
+def test_a_run_started_with_nohup_outlives_the_terminal_and_says_so(tmp_path):
+    """`nohup labctl run ... &` asks for the run to survive a closed terminal: SIGHUP, ignored
+    by the launcher, stays ignored (the run goes on under its guard) and the run says how
+    to stop it; without nohup SIGHUP aborts (test_sighup_over_tcp..., test_safety_tcp)."""
+    data = tmp_path / "runs"
+    proc = start("run", "protocol", "--quiet", "--data-dir", data, *SHORT,
+                 preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    run_id = wait_started(data, proc, set())
+    wait_for_line(data / run_id / "run.log", "step vi start", proc)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err[-2000:]
+    assert entry(data, run_id)["status"] == "completed"
+    said = " ".join((out + err).split())
+    assert "SIGHUP is ignored (started with nohup)" in said and f"kill -TERM {proc.pid}" in said
+    assert "SIGHUP is ignored" in (data / run_id / "run.log").read_text()
 
 
 def test_unattended_pause_is_resumed_by_labctl_resume(tmp_path):
