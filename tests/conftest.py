@@ -7,6 +7,7 @@ import pytest
 
 from labctl.station import Station
 
+
 def _ignore(signum, frame):
     pass
 
@@ -26,28 +27,6 @@ def pytest_configure(config):
 
 
 SEED = 2  # fixed noise seed; its probe misalignment (4.9 deg) is big enough to matter
-
-
-def write_6221_station(tmp_path, name: str = "k6221.toml"):
-    """The built-in virtual-lab station with a Keithley 6221 (bipolar, +-0.1 A) as current source."""
-    from labctl.config import DEFAULT_STATION
-
-    head, rest = DEFAULT_STATION.read_text().split("[current_source]", 1)
-    rest = rest[rest.index("[voltmeter]"):]
-    path = tmp_path / name
-    path.write_text(head + """[current_source]
-driver = "keithley6221"
-address = "TCPIP0::127.0.0.1::5605::SOCKET"
-read_termination = "\\n"
-write_termination = "\\n"
-[current_source.limits]
-max_current = 0.1
-max_ramp_rate = 1.0
-ramp_step = 0.01
-compliance_voltage = 10.0
-
-""" + rest)
-    return path
 
 
 @pytest.fixture

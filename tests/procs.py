@@ -46,3 +46,17 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 60) 
         proc.kill()
         out, err = proc.communicate()
         return out or "", err or "", False
+
+
+def wait_ready(proc: subprocess.Popen) -> dict[str, str]:
+    """Read ``labctl sim serve``'s lines up to ``ready``: role -> VISA resource.  A server that
+    ends first (its ports taken, say) fails the test with what it printed."""
+    resources = {}
+    for line in proc.stdout:
+        if line.strip() == "ready":
+            return resources
+        parts = line.split()
+        if len(parts) == 3:
+            resources[parts[0]] = parts[2]
+    _, err, _ = stop(proc, timeout=10)
+    raise AssertionError(f"sim serve ended without 'ready': {(err or '').strip()[-500:]}")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 
 import pytest
+from stations import tcp_station_text
 
 from labctl.errors import InstrumentError
 from labctl.station import Station
@@ -46,17 +46,14 @@ def supply_state(station: Station) -> tuple[float, bool]:
 
 def served_station(tmp_path) -> tuple[Station, object]:
     """The default station over loopback sockets (pyvisa-py, as for LAN instruments)."""
-    from labctl.config import DEFAULT_STATION, load_station
+    from labctl.config import load_station
     from sim_instruments.lab import VirtualLab
     from sim_instruments.server import LabServer
 
     lab = VirtualLab(seed=3, base_port=0)
     server = LabServer(lab, base_port=0).start()
-    text = DEFAULT_STATION.read_text().replace('backend = "sim"', 'backend = "@py"', 1)
-    for role, address in server.resources.items():
-        text = re.sub(rf'(\[{role}\]\n(?:[^\[]*?\n)?address = )"[^"]*"', rf'\g<1>"{address}"', text)
     path = tmp_path / "tcp.toml"
-    path.write_text(text)
+    path.write_text(tcp_station_text(server.resources))
     return Station(load_station(path), lab=lab), server
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from stations import tcp_station_text
 from pymeasure.experiment import Results
 
 from labctl.catalog import Catalog
@@ -113,9 +114,7 @@ def tcp_station(tmp_path: Path, station_file: Path) -> tuple[Station, "LabServer
 
     lab = VirtualLab(seed=SEED, base_port=0)
     server = LabServer(lab, base_port=0).start()
-    text = Path(station_file or DEFAULT_STATION).read_text().replace('backend = "sim"', 'backend = "@py"', 1)
-    for role, address in server.resources.items():
-        text = re.sub(rf'(\[{role}\]\n(?:[^\[]*?\n)?address = )"[^"]*"', rf'\g<1>"{address}"', text)
+    text = tcp_station_text(server.resources, station_file)
     # a time-out fault costs real seconds per retry over sockets: short VISA time-outs keep the
     # matrix quick (loopback replies take well under a millisecond)
     text = re.sub(r"(?m)^timeout = \d+.*\n", "", text)

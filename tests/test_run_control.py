@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-from procs import free_base_port, stop
+from procs import free_base_port, stop, wait_ready
+from stations import tcp_station_text
 
 from labctl.catalog import Catalog
 from labctl.errors import ConfigError
-from labctl.protocol import STEPS, Plan, RunFolder, execute, load_protocol_file, new_run_dir, parse_sets
+from labctl.protocol import STEPS, Plan, execute, load_protocol_file, new_run_dir, parse_sets
 from labctl.runner import RunControl, Runner
 from labctl.station import Station
 from labctl.stream import LiveStream
@@ -278,7 +279,7 @@ def test_single_steps_borrow_ic_only_from_the_same_sample_and_station(tmp_path):
     assert len(lines) == 1 and "--set ic=" in lines[0] and "sample Pb" in lines[0], lines
     res = labctl("run", "radial-field", "--sample", "Nb", "--set", "repeats=1", "--quiet", "--data-dir", data)
     assert res.returncode == 0, res.stderr
-    assert f"using Ic = " in res.stderr and f"run {vi_id}" in res.stderr and "sample Nb" in res.stderr
+    assert "using Ic = " in res.stderr and f"run {vi_id}" in res.stderr and "sample Nb" in res.stderr
     run_dir = Path(res.stdout.split()[2])
     state = json.loads((run_dir / "parameters.json").read_text())
     src = state["derived"]["vi_source"]
@@ -480,15 +481,8 @@ def test_sighup_over_tcp_leaves_the_supply_at_zero_read_from_the_supply(tmp_path
     base = free_base_port()
     server = start("sim", "serve", "--base-port", base, "--speedup", "100", "--sample", "Pb")
     try:
-        while (line := server.stdout.readline()) and line.strip() != "ready":
-            pass
-        assert line, server.communicate(timeout=30)
-        text = (REPO / "labctl" / "stations" / "sim.toml").read_text().replace('backend = "sim"', 'backend = "@py"')
-        text = text.replace("[station]\n", "[station]\nspeedup = 100\n", 1)
-        for k in range(5):
-            text = text.replace(f"127.0.0.1::{5600 + k}::", f"127.0.0.1::{base + k}::")
         station = tmp_path / "tcp.toml"
-        station.write_text(text)
+        station.write_text(tcp_station_text(wait_ready(server), speedup=100))
         data = tmp_path / "runs"
         proc = start("run", "radial-field", "--quiet", "--station", station, "--data-dir", data, "--set", "ic=400",
                      "--set", "repeats=3")

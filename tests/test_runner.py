@@ -291,7 +291,7 @@ def test_bipolar_source_measures_both_polarities(tmp_path):
     from labctl.analysis import analyze
     from labctl.config import load_station
 
-    from conftest import write_6221_station
+    from stations import write_6221_station
 
     station_file = write_6221_station(tmp_path, "bipolar.toml")
     station = Station(load_station(station_file, sim_overrides={"sample": "Nb", "field_model": "uniform", "seed": 3}))

@@ -294,7 +294,7 @@ def test_supply_not_delivering_its_setpoint_trips_the_guard(tmp_path):
 
 # ------------------------------------------------ the 6221 as current source (issue 12)
 def station_6221(tmp_path):
-    from conftest import write_6221_station
+    from stations import write_6221_station
     from labctl.config import load_station
     from labctl.station import Station
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,8 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import wait_ready
+from stations import tcp_station_text
 
-from labctl.config import DEFAULT_STATION
 
 REPO = Path(__file__).resolve().parents[1]
 LABCTL = [sys.executable, "-m", "labctl"]
@@ -34,17 +34,9 @@ class ServedLab:
         self.proc = subprocess.Popen([*LABCTL, "sim", "serve", "--base-port", "0", "--speedup", str(SPEEDUP),
                                       "--seed", str(seed)], cwd=REPO, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
-        self.resources: dict[str, str] = {}
-        deadline = time.time() + 30
-        for line in self.proc.stdout:
-            if line.strip() == "ready" or time.time() > deadline:
-                break
-            parts = line.split()
-            if len(parts) == 3:
-                self.resources[parts[0]] = parts[2]
-        assert "current_source" in self.resources, "sim serve did not start"
+        self.resources = wait_ready(self.proc)
         self.station = tmp_path / "tcp-station.toml"
-        self.station.write_text(station_text(self.resources))
+        self.station.write_text(tcp_station_text(self.resources, speedup=SPEEDUP))
         self.data = tmp_path / "data"
 
     def port(self, role: str) -> int:
@@ -86,16 +78,6 @@ class ServedLab:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-
-
-def station_text(resources: dict[str, str]) -> str:
-    """The built-in virtual-lab station, over pyvisa-py sockets at the served addresses."""
-    text = DEFAULT_STATION.read_text()
-    text = text.replace('backend = "sim"', 'backend = "@py"', 1)
-    text = text.replace("[station]\n", f"[station]\nspeedup = {SPEEDUP}\n", 1)
-    for role, addr in resources.items():
-        text = re.sub(rf'(\[{role}\]\n(?:[^\[]*?\n)?address = )"[^"]*"', rf'\g<1>"{addr}"', text)
-    return text
 
 
 @pytest.fixture
@@ -199,7 +181,7 @@ def test_dropped_supply_link_is_bounded_and_loud(tmp_path, monkeypatch):
     server = LabServer(vlab, base_port=0).start()
     try:
         path = tmp_path / "station.toml"
-        path.write_text(station_text(server.resources))
+        path.write_text(tcp_station_text(server.resources, speedup=SPEEDUP))
         station = Station(load_station(path))
         station.clock = vlab.clock
         station.connect(setup=True)
